@@ -1,0 +1,16 @@
+"""Offline emulator of Mistral's chat-completion API (Vertex rawPredict routes and api.mistral.ai).
+
+An independent oracle: standard library only, nothing imported from the rest of
+``mistral_magic``.  Payloads are built from plain dicts following ``reference/mistral-api.md``.
+
+>>> from mistral_magic.emulator import serve
+>>> with serve() as emulator:                     # doctest: +SKIP
+...     emulator.inject("status", status=429, retry_after=1)
+...     ...  # point a client at emulator.url
+
+Run standalone with ``python -m mistral_magic.emulator [--host] [--port] [--token-delay]``.
+"""
+
+from ._server import FAULT_PARAMS, EmulatorHandle, serve
+
+__all__ = ["FAULT_PARAMS", "EmulatorHandle", "serve"]

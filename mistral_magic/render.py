@@ -1,0 +1,798 @@
+"""Drawing an answer while it streams: throttled, Markdown-aware, linear in cost.
+
+Nothing here imports IPython: a view gets plain callables (``write`` for a terminal, ``publish``
+for notebook display handles), so the magic and the panel decide where the text goes.
+
+* :func:`close_open_markdown` makes a *displayed copy* of a partial answer render sensibly.
+* :class:`Coalescer` passes on the first delta at once, then at most one batch per interval.
+* :class:`View` is what a turn tells a front end; :class:`TerminalView` writes tokens straight
+  through; :class:`MarkdownBlocksView` freezes finished Markdown blocks and re-publishes only the
+  open one, so the bytes sent grow linearly with the answer.
+* :func:`footer_text` and :func:`provenance` describe a turn from its :class:`TurnMeta`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, cast, runtime_checkable
+
+from .tools import ToolResult
+
+__all__ = [
+    "Coalescer",
+    "MarkdownBlocksView",
+    "MetaLike",
+    "NullView",
+    "TerminalView",
+    "TurnMeta",
+    "View",
+    "close_open_markdown",
+    "conversation_markdown",
+    "footer_text",
+    "provenance",
+    "result_markdown",
+    "result_plain",
+    "tool_call_markdown",
+    "tool_call_summary",
+]
+
+
+# -- turn metadata ----------------------------------------------------------------------------
+
+
+@dataclass
+class TurnMeta:
+    """Provenance and timings of one turn; any field may be unknown (None).
+
+    Times are ``time.monotonic()`` seconds (only their differences are shown).
+    """
+
+    model: str | None = None
+    backend: str | None = None
+    region: str | None = None
+    request_id: str | None = None
+    seed: int | None = None
+    started_at: float | None = None
+    first_token_at: float | None = None
+    finished_at: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+
+
+class MetaLike(Protocol):
+    """Anything shaped like :class:`TurnMeta` (read-only), e.g. the session's own record."""
+
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def backend(self) -> str | None: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def request_id(self) -> str | None: ...
+    @property
+    def seed(self) -> int | None: ...
+    @property
+    def started_at(self) -> float | None: ...
+    @property
+    def first_token_at(self) -> float | None: ...
+    @property
+    def finished_at(self) -> float | None: ...
+    @property
+    def prompt_tokens(self) -> int | None: ...
+    @property
+    def completion_tokens(self) -> int | None: ...
+    @property
+    def finish_reason(self) -> str | None: ...
+
+
+class HasMeta(Protocol):
+    """A turn result that carries its metadata (the session's ``ChatResult``)."""
+
+    @property
+    def meta(self) -> MetaLike: ...
+
+
+def _meta_of(obj: object) -> Any:
+    """The metadata of a result, or the object itself when it already is metadata."""
+    meta = getattr(obj, "meta", None)
+    return meta if meta is not None and not callable(meta) else obj
+
+
+def _field(meta: object, name: str) -> Any:
+    return getattr(meta, name, None)
+
+
+def footer_text(meta: MetaLike | HasMeta | None) -> str:
+    """One line such as ``model · vertex europe-west4 · 12 in / 340 out · first token 0.21 s ·
+    3.4 s · 98 tok/s``; unknown parts are left out (a result with ``.meta`` is accepted too)."""
+    m = _meta_of(meta)
+    parts: list[str] = []
+    if _field(m, "model"):
+        parts.append(str(m.model))
+    where = " ".join(str(x) for x in (_field(m, "backend"), _field(m, "region")) if x)
+    if where:
+        parts.append(where)
+    p_tok, c_tok = _field(m, "prompt_tokens"), _field(m, "completion_tokens")
+    if p_tok or c_tok:
+        parts.append(f"{p_tok or 0} in / {c_tok or 0} out")
+    start, first, end = (
+        _field(m, "started_at"),
+        _field(m, "first_token_at"),
+        _field(m, "finished_at"),
+    )
+    if start is not None and first is not None:
+        parts.append(f"first token {max(first - start, 0.0):.2f} s")
+    if start is not None and end is not None:
+        parts.append(f"{max(end - start, 0.0):.1f} s")
+    if c_tok and first is not None and end is not None and end - first > 0:
+        parts.append(f"{c_tok / (end - first):.0f} tok/s")
+    reason = _field(m, "finish_reason")
+    if reason and reason not in ("stop", "tool_calls"):
+        parts.append(f"finish: {reason}")
+    return " · ".join(parts)
+
+
+def provenance(meta: MetaLike | HasMeta | None) -> dict[str, Any]:
+    """Output metadata for a turn: model, backend, region, request_id, usage, seed,
+    finish_reason (plain JSON types; timings are left out so saved notebooks stay stable)."""
+    m = _meta_of(meta)
+
+    def plain(value: Any, kind: type | tuple[type, ...]) -> Any:
+        return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+    p_tok = plain(_field(m, "prompt_tokens"), int)
+    c_tok = plain(_field(m, "completion_tokens"), int)
+    usage = None
+    if p_tok is not None or c_tok is not None:
+        usage = {
+            "prompt_tokens": p_tok or 0,
+            "completion_tokens": c_tok or 0,
+            "total_tokens": (p_tok or 0) + (c_tok or 0),
+        }
+    return {
+        "model": plain(_field(m, "model"), str),
+        "backend": plain(_field(m, "backend"), str),
+        "region": plain(_field(m, "region"), str),
+        "request_id": plain(_field(m, "request_id"), str),
+        "usage": usage,
+        "seed": plain(_field(m, "seed"), int),
+        "finish_reason": plain(_field(m, "finish_reason"), str),
+    }
+
+
+# -- Markdown of a partial answer ---------------------------------------------------------------
+
+_FENCE_OPEN = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
+_DELIMITER_ROW = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
+
+
+@dataclass(frozen=True)
+class _Fence:
+    indent: str
+    marker: str  # the run of backticks or tildes that opened it
+    line: str  # the opening line, info string included, without its newline
+
+    @property
+    def closer(self) -> str:
+        return self.indent + self.marker
+
+
+def _fence_open(line: str) -> _Fence | None:
+    m = _FENCE_OPEN.match(line.rstrip("\n"))
+    if m is None or (m.group(2)[0] == "`" and "`" in m.group(3)):
+        return None
+    return _Fence(m.group(1), m.group(2), line.rstrip("\n"))
+
+
+def _fence_closes(fence: _Fence, line: str) -> bool:
+    s = line.strip()
+    return len(s) >= len(fence.marker) and s[0] == fence.marker[0] and set(s) == {fence.marker[0]}
+
+
+def _cells(row: str) -> int:
+    s = row.strip()
+    if s.startswith("|"):
+        s = s[1:]
+    if s.endswith("|") and not s.endswith("\\|"):
+        s = s[:-1]
+    return len(re.split(r"(?<!\\)\|", s))
+
+
+def _scan_state(lines: list[str]) -> tuple[_Fence | None, bool]:
+    """Fence still open at the end of ``lines``, and whether a ``$$`` block is open."""
+    fence: _Fence | None = None
+    math = False
+    for line in lines:
+        if fence is not None:
+            if _fence_closes(fence, line):
+                fence = None
+            continue
+        opened = _fence_open(line)
+        if opened is not None:
+            fence = opened
+        elif line.count("$$") % 2:
+            math = not math
+    return fence, math
+
+
+def close_open_markdown(text: str, *, drop_partial_row: bool = True) -> str:
+    """Make a partial answer render sensibly; complete Markdown comes back unchanged.
+
+    Closes an unterminated code fence (same marker and length) or ``$$`` block, and drops a
+    half-written last table row (a last line, without newline, that starts with ``|`` and
+    either does not end with one or has fewer cells than the row above, or a delimiter row that
+    does not yet match its header), so the table above it still renders. Meant for the
+    *displayed copy* only; ``drop_partial_row=False`` keeps the last line (a final answer).
+    """
+    if not text:
+        return text
+    lines = text.splitlines(keepends=True)
+    fence, math = _scan_state(lines)
+    if fence is not None:
+        return text + ("" if text.endswith("\n") else "\n") + fence.closer
+    last = lines[-1]
+    if drop_partial_row and not math and not last.endswith(("\n", "\r")):
+        s = last.strip()
+        half_row = s.startswith("|") and (s == "|" or not s.endswith("|"))
+        if not half_row and len(lines) > 1 and "|" in s and "|" in lines[-2]:
+            # a delimiter row, or a body row, that has fewer cells than the row above so far
+            if _DELIMITER_ROW.match(s):
+                half_row = _cells(s) != _cells(lines[-2])
+            elif s.startswith("|"):
+                half_row = _cells(s) < _cells(lines[-2])
+        if half_row:
+            text = text[: len(text) - len(last)]
+    if math:
+        return text + ("" if text.endswith("\n") else "\n") + "$$"
+    return text
+
+
+# -- throttling -------------------------------------------------------------------------------
+
+
+class Coalescer:
+    """Batch deltas in time: the first is passed on at once, then at most one batch per
+    ``interval`` seconds; :meth:`close` passes on whatever is pending.
+
+    ``flush`` receives the *new* text since its previous call, never the whole text, so that
+    downstream work stays linear.
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[str], None],
+        interval: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._flush = flush
+        self.interval = interval
+        self._clock = clock
+        self._parts: list[str] = []
+        self._pending: list[str] = []
+        self._due = 0.0
+        self.updates = 0
+        """How many times ``flush`` was called."""
+
+    @property
+    def text(self) -> str:
+        """Everything added so far."""
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+    def add(self, delta: str) -> None:
+        if not delta:
+            return
+        self._parts.append(delta)
+        self._pending.append(delta)
+        if self.updates == 0 or self._clock() >= self._due:
+            self._emit()
+
+    def poll(self) -> bool:
+        """Flush if something is pending and the interval has passed (for a timer)."""
+        if self._pending and self._clock() >= self._due:
+            self._emit()
+            return True
+        return False
+
+    def defer(self, seconds: float) -> None:
+        """Push the next flush back, e.g. when the last one cost several front-end updates."""
+        self._due += seconds
+
+    def close(self) -> None:
+        """Pass on what is pending (nothing happens when nothing is)."""
+        if self._pending:
+            self._emit()
+
+    def _emit(self) -> None:
+        text = "".join(self._pending)
+        self._pending.clear()
+        self.updates += 1
+        self._due = self._clock() + self.interval
+        self._flush(text)
+
+
+# -- views ------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class View(Protocol):
+    """What a turn tells a front end, in order: ``start``, then ``delta``/``tool_call``/
+    ``retrying``/``error`` any number of times, then ``done`` (also after an error or an
+    interrupt, with the partial result)."""
+
+    def start(self, meta: MetaLike) -> None: ...
+
+    def delta(self, text: str) -> None: ...
+
+    def tool_call(self, result: ToolResult) -> None: ...
+
+    def retrying(self, attempt: int, delay: float, reason: str) -> None: ...
+
+    def error(self, message: str) -> None: ...
+
+    def done(self, result: MetaLike | HasMeta | None) -> None: ...
+
+
+class NullView:
+    """A view that draws nothing (``--no-stream`` without display, tests)."""
+
+    def start(self, meta: MetaLike) -> None:
+        pass
+
+    def delta(self, text: str) -> None:
+        pass
+
+    def tool_call(self, result: ToolResult) -> None:
+        pass
+
+    def retrying(self, attempt: int, delay: float, reason: str) -> None:
+        pass
+
+    def error(self, message: str) -> None:
+        pass
+
+    def done(self, result: MetaLike | HasMeta | None) -> None:
+        pass
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _call_signature(result: ToolResult) -> str:
+    args = ", ".join(
+        f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in result.arguments.items()
+    )
+    return f"{result.name}({args})"
+
+
+def tool_call_summary(result: ToolResult, width: int = 160) -> str:
+    """One line: ``name(a=1) -> content (0.01 s)`` or ``... -> error: message``."""
+    outcome = result.content if result.ok else f"error: {result.error or result.content}"
+    line = f"{_call_signature(result)} -> {_shorten(outcome, width)} ({result.duration_s:.2f} s)"
+    return _shorten(line, width + 40)
+
+
+def _code_block(text: str, info: str = "") -> str:
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{text}\n{fence}"
+
+
+def tool_call_markdown(result: ToolResult, max_chars: int = 2000) -> str:
+    """A collapsible card for one tool call: call and outcome in the summary, details inside."""
+    mark = "🔧" if result.ok else "⚠️"
+    outcome = "ok" if result.ok else "error"
+    summary = (
+        f"{mark} <code>{html.escape(_shorten(_call_signature(result), 120))}</code> → "
+        f"{outcome} · {result.duration_s:.2f} s"
+    )
+    args = json.dumps(result.arguments, ensure_ascii=False, indent=2)
+    body = result.content if len(result.content) <= max_chars else result.content[:max_chars] + "…"
+    return (
+        f"<details><summary>{summary}</summary>\n\n"
+        f"{_code_block(args, 'json')}\n\n{_code_block(body)}\n\n</details>"
+    )
+
+
+class TerminalView:
+    """Terminal IPython: tokens written straight through, then a newline and a footer line."""
+
+    def __init__(self, write: Callable[[str], None], *, footer: bool = True) -> None:
+        self._write = write
+        self._footer = footer
+        self._meta: Any = None
+        self._line_start = True
+
+    def _out(self, text: str) -> None:
+        if text:
+            self._write(text)
+            self._line_start = text.endswith("\n")
+
+    def _newline(self) -> None:
+        if not self._line_start:
+            self._out("\n")
+
+    def start(self, meta: MetaLike) -> None:
+        self._meta = meta
+        self._line_start = True
+
+    def delta(self, text: str) -> None:
+        self._out(text)
+
+    def tool_call(self, result: ToolResult) -> None:
+        self._newline()
+        self._out(f"[tool] {tool_call_summary(result)}\n")
+
+    def retrying(self, attempt: int, delay: float, reason: str) -> None:
+        self._newline()
+        self._out(f"[{reason}: retrying in {delay:.1f} s, attempt {attempt}]\n")
+
+    def error(self, message: str) -> None:
+        self._newline()
+        self._out(f"[error] {message}\n")
+
+    def done(self, result: MetaLike | HasMeta | None) -> None:
+        self._newline()
+        if self._footer:
+            text = footer_text(result if result is not None else self._meta)
+            if text:
+                self._out(f"[{text}]\n")
+
+
+class _Blocks:
+    """Cuts a growing Markdown text into blocks, deterministically from the text alone.
+
+    A block ends at a blank line outside code fences and ``$$`` math once it holds at least
+    ``min_block`` characters; a block that reaches ``max_block`` characters is cut at the next
+    line end (a line longer than that at a space, or hard at twice that), closing an open
+    fence or math block and reopening it (same fence and info string; a table's header is
+    repeated) in the next block. The open block therefore stays small whatever the content.
+    """
+
+    def __init__(self, min_block: int, max_block: int) -> None:
+        self.min_block = min_block
+        self.max_block = max_block
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lines: list[str] = []
+        self._len = 0
+        self._content = False
+        self._partial = ""
+        self._fence: _Fence | None = None
+        self._math = False
+        self._table: list[str] | None = None  # header and delimiter rows of an open table
+        self._prev = ""  # the previous line ("" after a blank one): a table header candidate
+
+    @property
+    def tail(self) -> str:
+        """The open block as written so far ("" while it holds only reopened fences/headers)."""
+        return "".join(self._lines) + self._partial if self.has_content else ""
+
+    @property
+    def has_content(self) -> bool:
+        return self._content or bool(self._partial.strip())
+
+    def feed(self, text: str) -> list[str]:
+        """Add text; return the blocks it finished (Markdown, in order)."""
+        done: list[str] = []
+        data = self._partial + text
+        start = 0
+        while True:
+            end = data.find("\n", start)
+            if end < 0:
+                break
+            self._line(data[start : end + 1], done)
+            start = end + 1
+        self._partial = ""
+        self._long_line(data[start:], done, complete=False)
+        return done
+
+    def cut(self, *, final: bool = False) -> str:
+        """Close the open block now (before a tool call, an error, or at the end)."""
+        md = close_open_markdown(self.tail, drop_partial_row=not final).rstrip("\n")
+        self._reset()
+        return md if md.strip() else ""
+
+    def _append(self, line: str) -> None:
+        self._lines.append(line)
+        self._len += len(line)
+        if line.strip():
+            self._content = True
+
+    def _freeze(self, done: list[str], *, carry: bool = True) -> None:
+        text = "".join(self._lines).rstrip("\n")
+        closer = ""
+        if self._fence is not None:
+            closer = self._fence.closer
+        elif self._math:
+            closer = "$$"
+        if text.strip():
+            done.append(f"{text}\n{closer}" if closer else text)
+        fence, math, table, prev = self._fence, self._math, self._table, self._prev
+        self._lines, self._len, self._content = [], 0, False
+        reopen: list[str] = []
+        if carry and fence is not None:
+            reopen = [fence.line + "\n"]
+        elif carry and math:
+            reopen = ["$$\n"]
+        elif carry and table is not None:
+            reopen = list(table)
+        if sum(map(len, reopen)) < self.max_block // 2:  # always leave room to progress
+            for line in reopen:
+                self._append(line)
+            self._content = False
+        else:
+            fence, math, table = None, False, None
+        self._fence, self._math, self._table, self._prev = fence, math, table, prev
+
+    def _long_line(self, line: str, done: list[str], *, complete: bool) -> str:
+        """Cut a line longer than ``max_block`` into pieces; return (or keep) the rest."""
+        limit = self.max_block
+        while len(line) > limit:
+            space = line.find(" ", limit, 2 * limit)
+            if space < 0 and len(line) < 2 * limit + (1 if complete else 0):
+                break
+            cut = space + 1 if space >= 0 else 2 * limit
+            self._append(line[:cut] + "\n")
+            self._freeze(done)
+            line = line[cut:]
+        if not complete:
+            self._partial = line
+        return line
+
+    def _line(self, line: str, done: list[str]) -> None:
+        line = self._long_line(line, done, complete=True)
+        if not line:
+            return
+        fence = self._fence
+        if fence is not None:
+            if _fence_closes(fence, line):
+                self._fence = None
+            self._append(line)
+        elif not line.strip():
+            self._table, self._prev = None, ""
+            if self._math:
+                self._append(line)
+            elif self._content and self._len >= self.min_block:
+                self._freeze(done, carry=False)
+            elif self._content:
+                self._append(line)
+            return  # blank lines at the start of a block are dropped
+        else:
+            opened = _fence_open(line)
+            if opened is not None:
+                self._fence, self._table = opened, None
+            elif line.count("$$") % 2:
+                self._math = not self._math
+            elif self._table is None:
+                s = line.strip()
+                if "|" in s and _DELIMITER_ROW.match(s) and _cells(s) == _cells(self._prev):
+                    self._table = [self._prev, line]
+            elif "|" not in line:
+                self._table = None
+            self._append(line)
+        self._prev = line
+        if self._len >= self.max_block:
+            self._freeze(done)
+
+
+PublishFn = Callable[[int, str, bool], None]
+"""``publish(block_index, markdown, final)``: show block ``block_index``; ``final`` means it will
+never be sent again."""
+
+
+class MarkdownBlocksView:
+    """The notebook strategy: one display per Markdown block, finished blocks never resent.
+
+    Deltas are coalesced (first at once, then at most one update per ``interval``). On each
+    update the blocks finished since the last one are published once with ``final=True`` and
+    the open block is re-published with ``final=False`` (through :func:`close_open_markdown`).
+
+    Budgets: when an update costs several publish calls, the next one waits as many intervals,
+    so the front end gets at most about ``1 / interval`` messages a second. The open block is
+    capped near ``max_block`` characters (a longer paragraph, code block or table is cut at a
+    line end, fences reopened), and re-sending it is paced to ``resend_rate`` bytes a second,
+    so the bytes published are at most the answer plus ``resend_rate`` per second of streaming,
+    whatever the answer's shape. Blocks depend only on the text (not on timing), so the same
+    answer always gives the same number of displays.
+    """
+
+    def __init__(
+        self,
+        publish: PublishFn,
+        interval: float = 0.05,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        min_block: int = 512,
+        max_block: int = 1024,
+        resend_rate: float = 4000.0,
+        footer: bool = False,
+    ) -> None:
+        self._publish_fn = publish
+        self._coalescer = Coalescer(self._on_flush, interval, clock)
+        self._blocks = _Blocks(min_block, max_block)
+        self._footer = footer
+        self.resend_rate = resend_rate
+        self._meta: Any = None
+        self._index = 0
+        self._shown: str | None = None  # what the open block's display shows now
+        self.publishes = 0
+        self.bytes_published = 0
+
+    @property
+    def text(self) -> str:
+        """The answer's text so far."""
+        return self._coalescer.text
+
+    @property
+    def blocks(self) -> int:
+        """How many blocks (displays) have been used so far."""
+        return self._index + (self._shown is not None)
+
+    def _publish(self, markdown: str, final: bool) -> None:
+        self._publish_fn(self._index, markdown, final)
+        self.publishes += 1
+        self.bytes_published += len(markdown.encode())
+        if final:
+            self._index += 1
+            self._shown = None
+        else:
+            self._shown = markdown
+
+    def _on_flush(self, new: str) -> None:
+        calls = 0
+        for block in self._blocks.feed(new):
+            self._publish(block, True)
+            calls += 1
+        tail = self._blocks.tail
+        if tail.strip():
+            shown = close_open_markdown(tail)
+            if shown != self._shown:
+                self._publish(shown, False)
+                calls += 1
+        # Pace the next update by what this one cost: one interval per extra publish call, and
+        # a resent open block costs len/resend_rate seconds, so re-sending stays within budget.
+        interval = self._coalescer.interval
+        resend = len(self._shown.encode()) / self.resend_rate if calls and self._shown else 0.0
+        wait = max((calls - 1) * interval, resend - interval)
+        if wait > 0:
+            self._coalescer.defer(min(wait, 10 * interval))
+
+    def _close_block(self, *, final: bool = False) -> None:
+        self._coalescer.close()
+        md = self._blocks.cut(final=final)
+        if md or self._shown is not None:
+            self._publish(md, True)
+
+    def poll(self) -> bool:
+        """Flush pending text if the interval has passed (for a timer, when the stream stalls)."""
+        return self._coalescer.poll()
+
+    def start(self, meta: MetaLike) -> None:
+        self._meta = meta
+
+    def delta(self, text: str) -> None:
+        self._coalescer.add(text)
+
+    def tool_call(self, result: ToolResult) -> None:
+        self._close_block()
+        self._publish(tool_call_markdown(result), True)
+
+    def retrying(self, attempt: int, delay: float, reason: str) -> None:
+        self._coalescer.close()
+        note = f"*{reason}: retrying in {delay:.1f} s (attempt {attempt})…*"
+        tail = close_open_markdown(self._blocks.tail)
+        self._publish(f"{tail}\n\n{note}" if tail.strip() else note, False)
+
+    def error(self, message: str) -> None:
+        self._close_block()
+        self._publish(f"> ⚠️ **error**: {message}", True)
+
+    def done(self, result: MetaLike | HasMeta | None = None) -> None:
+        self._close_block(final=True)
+        if self._footer:
+            text = footer_text(result if result is not None else self._meta)
+            if text:
+                self._publish(f"*{text}*", True)
+
+
+# -- the bound result's reprs -----------------------------------------------------------------
+
+
+def _status_note(result: object) -> str:
+    error = getattr(result, "error", None)
+    if isinstance(error, str) and error:
+        return f"error: {error}"
+    if getattr(result, "interrupted", False) is True:
+        return "interrupted"
+    reason = getattr(result, "finish_reason", None)
+    if isinstance(reason, str) and reason not in ("stop", "tool_calls"):
+        return f"finish_reason: {reason}"
+    return ""
+
+
+def result_markdown(result: object, *, footer: bool = False) -> str:
+    """Markdown for a turn result (``.text``, ``.tool_results``, ``.error``/``.interrupted``):
+    tool-call cards, the answer, a note when it is partial, and optionally the footer."""
+    parts: list[str] = [tool_call_markdown(r) for r in getattr(result, "tool_results", None) or []]
+    text = getattr(result, "text", "")
+    if isinstance(text, str) and text:
+        parts.append(close_open_markdown(text, drop_partial_row=False))
+    note = _status_note(result)
+    if note:
+        parts.append(f"*[{note}]*")
+    if footer:
+        line = footer_text(cast(HasMeta, result))
+        if line:
+            parts.append(f"*{line}*")
+    return "\n\n".join(parts)
+
+
+def result_plain(result: object) -> str:
+    """Plain text for a turn result: the answer, and a note when it is partial."""
+    text = getattr(result, "text", "")
+    text = text if isinstance(text, str) else str(text)
+    note = _status_note(result)
+    return f"{text}\n[{note}]" if note and text else (f"[{note}]" if note else text)
+
+
+def _content_text(content: object) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for chunk in content:
+            kind = chunk.get("type") if isinstance(chunk, dict) else getattr(chunk, "type", None)
+            get = chunk.get if isinstance(chunk, dict) else lambda k, c=chunk: getattr(c, k, None)
+            if kind == "text":
+                parts.append(str(get("text") or ""))
+            elif kind == "image_url":
+                parts.append("*[image]*")
+        return "".join(parts)
+    return str(content)
+
+
+_ROLES = {"system": "System", "user": "You", "assistant": "Mistral", "tool": "Tool"}
+
+
+def conversation_markdown(messages: Iterable[Mapping[str, Any]]) -> str:
+    """A static Markdown transcript of chat messages (dicts as sent to the API)."""
+    out: list[str] = []
+    for message in messages:
+        role = str(message.get("role", ""))
+        text = _content_text(message.get("content"))
+        if role == "tool":
+            name = html.escape(str(message.get("name") or "tool"))
+            out.append(
+                f"<details><summary>🔧 result of <code>{name}</code></summary>\n\n"
+                f"{_code_block(text)}\n\n</details>"
+            )
+            continue
+        lines = [f"**{_ROLES.get(role, role.title() or 'Message')}:**"]
+        if text:
+            lines.append(close_open_markdown(text, drop_partial_row=False))
+        for call in message.get("tool_calls") or []:
+            function = call.get("function", {}) if isinstance(call, Mapping) else {}
+            args = function.get("arguments", "")
+            if not isinstance(args, str):
+                args = json.dumps(args, ensure_ascii=False)
+            lines.append(f"🔧 `{function.get('name', '?')}({_shorten(args, 200)})`")
+        out.append("\n\n".join(lines))
+    return "\n\n---\n\n".join(out)
