@@ -43,7 +43,7 @@ class TokenSource(Protocol):
 
     def can_refresh(self) -> bool: ...
 
-    def invalidate(self) -> None: ...
+    def invalidate(self, rejected: str | None = None) -> None: ...
 
 
 class StaticToken:
@@ -62,7 +62,7 @@ class StaticToken:
     def can_refresh(self) -> bool:
         return False
 
-    def invalidate(self) -> None:
+    def invalidate(self, rejected: str | None = None) -> None:
         """Nothing to do: a static token cannot be renewed."""
 
     def __repr__(self) -> str:
@@ -100,22 +100,27 @@ class HttpxGoogleRequest:
                 method, url, content=body, headers=dict(headers or {}), timeout=timeout or 30.0
             )
         except httpx.HTTPError as exc:
-            raise google_exceptions.TransportError(_redact.redact(str(exc))) from exc
+            raise google_exceptions.TransportError(  # type: ignore[no-untyped-call]
+                _redact.redact(str(exc))
+            ) from exc
         return _HttpxGoogleResponse(response)
 
 
 class GoogleCredentialsToken:
-    """Token from google-auth credentials, refreshed only when it is no longer valid."""
+    """Token from google-auth credentials, refreshed only when it is no longer valid.
+
+    Thread-safe: concurrent callers wait for one refresh instead of each doing their own.
+    """
 
     def __init__(self, credentials: Any) -> None:
         self._credentials = credentials
         self._lock = threading.Lock()
         self._request: HttpxGoogleRequest | None = None
 
-    def _refresh_if_needed(self, force: bool = False) -> str:
+    def _refresh_if_needed(self) -> str:
         with self._lock:
             creds = self._credentials
-            if force or not creds.valid:
+            if not creds.valid:
                 if self._request is None:
                     self._request = HttpxGoogleRequest()
                 try:
@@ -133,18 +138,30 @@ class GoogleCredentialsToken:
         return self._refresh_if_needed()
 
     async def token_async(self) -> str:
-        if self._credentials.valid:
-            return str(self._credentials.token)
+        creds = self._credentials
+        if creds.valid:
+            return str(creds.token)
+        # google-auth refreshes with blocking I/O: keep it off the event loop.
         return await asyncio.to_thread(self._refresh_if_needed)
 
     def can_refresh(self) -> bool:
+        """False for credentials that cannot renew themselves (a bare token, no refresh token)."""
+        creds = self._credentials
+        if hasattr(creds, "refresh_token") and hasattr(creds, "refresh_handler"):
+            # google.oauth2.credentials.Credentials: renewable only with one of these
+            return bool(creds.refresh_token or creds.refresh_handler)
         return True
 
-    def invalidate(self) -> None:
-        """Forget the current token so the next call refreshes (after a 401)."""
+    def invalidate(self, rejected: str | None = None) -> None:
+        """Forget the token the service rejected (after a 401) so the next call refreshes.
+
+        When another caller already replaced ``rejected``, the new token is kept.
+        """
         with self._lock:
-            self._credentials.token = None
-            self._credentials.expiry = None
+            creds = self._credentials
+            if rejected is None or creds.token == rejected:
+                creds.token = None
+                creds.expiry = None
 
     def __repr__(self) -> str:
         return f"GoogleCredentialsToken({type(self._credentials).__name__})"

@@ -67,7 +67,7 @@ def vertex_path(project_id: str, region: str, model: str, *, stream: bool) -> st
 
 
 def mistral_base_url(server_url: str | None = None) -> str:
-    """Base URL for api.mistral.ai (or a replacement such as the emulator), without a trailing slash."""
+    """Base URL for api.mistral.ai (or a replacement such as the emulator), no trailing slash."""
     return (server_url or MISTRAL_SERVER_URL).rstrip("/")
 
 

@@ -12,12 +12,14 @@ import asyncio
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import httpx
+from pydantic import BaseModel
 
 from . import _redact
 from ._retry import DEFAULT_RETRY_CONFIG, RetryPolicy
@@ -34,9 +36,10 @@ from .backends import (
 )
 from .errors import (
     APIConnectionError,
-    APITimeoutError,
+    ConfigError,
     ResponseValidationError,
     SDKError,
+    connection_error,
     error_from_response,
 )
 from .models import ChatCompletionResponse, ModelList, build_request
@@ -88,28 +91,32 @@ USER_AGENT = f"mistral-magic/{__version__}"
 RetryCallback = Callable[[int, float, str], None]
 
 
-def _timeout(timeout_ms: int | None, default: httpx.Timeout | None) -> httpx.Timeout:
+def _timeout(timeout_ms: int | None) -> Any:
+    """The per-request timeout; without ``timeout_ms`` the pooled client's own (an injected
+    client keeps the timeout it was built with)."""
     if timeout_ms is not None:
         return httpx.Timeout(timeout_ms / 1000)
-    return default or DEFAULT_TIMEOUT
+    return httpx.USE_CLIENT_DEFAULT
 
 
 class _Endpoint:
     """What one call needs to reach the service: URL, headers, and context for error messages."""
 
-    __slots__ = ("backend", "body", "headers", "model", "region", "stream", "url")
+    __slots__ = ("backend", "body", "headers", "method", "model", "region", "stream", "url")
 
     def __init__(
         self,
         *,
         url: str,
-        body: bytes,
+        body: bytes | None,
         headers: dict[str, str],
         backend: Backend,
         model: str,
         region: str | None,
         stream: bool,
+        method: str = "POST",
     ) -> None:
+        self.method = method
         self.url = url
         self.body = body
         self.headers = headers
@@ -136,9 +143,12 @@ class _BaseClient:
         self.timeout_ms = timeout_ms
         self._client = client
         self._async_client = async_client
+        self._async_loop: asyncio.AbstractEventLoop | None = None
         self._owns_client = client is None
         self._owns_async_client = async_client is None
         self._token_source: TokenSource | None = None
+        # Threads share one client object: its pools and credentials are created once.
+        self._lock = threading.RLock()
         self.chat = Chat(self)
 
     # -- plumbing shared by both backends -------------------------------------------------
@@ -146,19 +156,47 @@ class _BaseClient:
     @property
     def http(self) -> httpx.Client:
         """The pooled sync client (created on first use)."""
-        if self._client is None:
-            self._client = httpx.Client(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS)
-        return self._client
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = httpx.Client(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS)
+                client = self._client
+        return client
 
     @property
     def async_http(self) -> httpx.AsyncClient:
-        """The pooled async client (created on first use)."""
-        if self._async_client is None:
-            self._async_client = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS)
-        return self._async_client
+        """The pooled async client (created on first use, per event loop).
+
+        An ``httpx.AsyncClient``'s connections belong to the event loop they were opened in;
+        when a later call runs in another loop (``asyncio.run`` twice in a script) the old
+        pool is unusable, so an owned client is replaced.
+        """
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        client = self._async_client
+        if client is not None and (not self._owns_async_client or self._async_loop is loop):
+            return client
+        with self._lock:
+            if self._async_client is None or (
+                self._owns_async_client and self._async_loop is not loop
+            ):
+                self._async_client = httpx.AsyncClient(
+                    timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS
+                )
+                self._async_loop = loop
+            return self._async_client
 
     def _tokens(self) -> TokenSource:
         raise NotImplementedError
+
+    async def _tokens_async(self) -> TokenSource:
+        """``_tokens`` without blocking the event loop (ADC lookup reads files, may probe)."""
+        if self._token_source is not None:
+            return self._token_source
+        return await asyncio.to_thread(self._tokens)
 
     def _url(self, model: str, *, stream: bool, server_url: str | None) -> str:
         raise NotImplementedError
@@ -198,22 +236,26 @@ class _BaseClient:
         config = retries or self.retry_config or DEFAULT_RETRY_CONFIG
         return RetryPolicy(config, rng=random.Random())
 
-    def _check_success(self, endpoint: _Endpoint, response: httpx.Response) -> bool:
-        """True for a usable 200; raise for a 200 of the wrong media type."""
-        if response.status_code != 200:
-            return False
+    @staticmethod
+    def _wrong_media(endpoint: _Endpoint, response: httpx.Response) -> bool:
+        """A 200 whose media type is not the one asked for (parameters ignored, as the SDK)."""
+        media = str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
+        return media != ("text/event-stream" if endpoint.stream else "application/json")
+
+    @staticmethod
+    def _unexpected(endpoint: _Endpoint, response: httpx.Response) -> SDKError:
+        """Error for a 200 of the wrong media type (its body has been read)."""
         media = response.headers.get("content-type", "").split(";")[0].strip().lower()
         wanted = "text/event-stream" if endpoint.stream else "application/json"
-        if media != wanted:
-            raise SDKError(
-                f"Unexpected response received: status 200 with content type {media or 'none'!r}"
-                f" where {wanted} was expected (is server_url pointing at a Mistral endpoint?)",
-                status_code=200,
-                body=_redact.redact(response.text[:10_000]) if not endpoint.stream else "",
-                headers=response.headers,
-                raw_response=response,
-            )
-        return True
+        return SDKError(
+            f"Unexpected response received: status 200 with content type {media or 'none'!r}"
+            f" where {wanted} was expected",
+            hint="is server_url pointing at a Mistral endpoint (or a proxy's error page)?",
+            status_code=200,
+            body=_redact.redact(response.text[:10_000]),
+            headers=response.headers,
+            raw_response=response,
+        )
 
     def _failure(
         self, endpoint: _Endpoint, response: httpx.Response, attempts: int
@@ -221,24 +263,28 @@ class _BaseClient:
         return error_from_response(
             response.status_code,
             response.headers,
-            response.content,
+            _redact.redact(response.text),
             backend=endpoint.backend,
-            model=endpoint.model,
+            model=endpoint.model or None,
             region=endpoint.region,
             attempts=attempts,
             raw_response=response,
         )
 
-    def _transport_error(self, exc: httpx.HTTPError, endpoint: _Endpoint, attempts: int) -> Exception:
-        host = httpx.URL(endpoint.url).host
-        suffix = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
-        if isinstance(exc, httpx.TimeoutException):
-            return APITimeoutError(
-                f"{type(exc).__name__}: no answer from {host} in time{suffix}; "
-                "raise timeout_ms or check the network"
-            )
-        return APIConnectionError(
-            f"could not reach {host}: {type(exc).__name__}: {_redact.redact(str(exc))}{suffix}"
+    @staticmethod
+    def _transport_error(
+        exc: BaseException, endpoint: _Endpoint, attempts: int
+    ) -> APIConnectionError:
+        url = httpx.URL(endpoint.url)
+        host = f"{url.host}:{url.port}" if url.port else url.host
+        return connection_error(exc, url_host=host, attempts=attempts)
+
+    def _request(self, http: httpx.Client | httpx.AsyncClient, endpoint: _Endpoint,
+                 token: str, timeout: Any) -> httpx.Request:  # fmt: skip
+        headers = dict(endpoint.headers)
+        headers["Authorization"] = bearer(token)
+        return http.build_request(
+            endpoint.method, endpoint.url, content=endpoint.body, headers=headers, timeout=timeout
         )
 
     # -- sync send with retries -------------------------------------------------------------
@@ -251,20 +297,30 @@ class _BaseClient:
         timeout_ms: int | None = None,
         on_retry: RetryCallback | None = None,
     ) -> httpx.Response:
-        """POST the request, retrying what may be retried; return a 200 whose body is unread."""
+        """Send the request, retrying what may be retried; return a 200 of the right type.
+
+        A stream's body is left unread (nothing is retried once its bytes reach the caller);
+        any other body is read here, so that a connection lost while reading it is retried.
+        The response is closed on every path that does not return it.
+        """
         policy = self._policy(retries)
-        timeout = _timeout(timeout_ms if timeout_ms is not None else self.timeout_ms, None)
+        timeout = _timeout(timeout_ms if timeout_ms is not None else self.timeout_ms)
         tokens = self._tokens()
         refreshed = False
+        http = self.http
         while True:
-            headers = dict(endpoint.headers)
-            headers["Authorization"] = bearer(tokens.token())
-            request = self.http.build_request(
-                "POST", endpoint.url, content=endpoint.body, headers=headers, timeout=timeout
-            )
-            logger.debug("POST %s (attempt %d)", endpoint.url, policy.attempts + 1)
+            token = tokens.token()
+            request = self._request(http, endpoint, token, timeout)
+            logger.debug("%s %s (attempt %d)", endpoint.method, endpoint.url, policy.attempts + 1)
             try:
-                response = self.http.send(request, stream=True)
+                response = http.send(request, stream=True)
+                try:
+                    ok = response.status_code == 200
+                    if not (ok and endpoint.stream and not self._wrong_media(endpoint, response)):
+                        response.read()
+                except BaseException:
+                    response.close()
+                    raise
             except httpx.TransportError as exc:
                 delay = policy.next_delay(exc=exc)
                 if delay is None:
@@ -272,18 +328,20 @@ class _BaseClient:
                 self._before_retry(on_retry, policy.attempts + 1, delay, type(exc).__name__)
                 time.sleep(delay)
                 continue
-            try:
-                if self._check_success(endpoint, response):
+            if ok:
+                if not self._wrong_media(endpoint, response):
                     return response
-                response.read()
-            except BaseException:
                 response.close()
-                raise
+                raise self._unexpected(endpoint, response)
             response.close()
-            if response.status_code == 401 and tokens.can_refresh() and not refreshed:
+            if response.status_code == 401 and not refreshed and tokens.can_refresh():
                 refreshed = True
-                tokens.invalidate()
                 logger.info("401 from %s: refreshing the access token once", endpoint.url)
+                tokens.invalidate(token)
+                try:
+                    tokens.token()
+                except ConfigError:
+                    raise self._failure(endpoint, response, policy.attempts + 1) from None
                 continue
             delay = policy.next_delay(status=response.status_code, headers=response.headers)
             if delay is None:
@@ -299,20 +357,25 @@ class _BaseClient:
         timeout_ms: int | None = None,
         on_retry: RetryCallback | None = None,
     ) -> httpx.Response:
-        """Async twin of ``send``."""
+        """Async twin of ``send`` (token refreshes run in a worker thread)."""
         policy = self._policy(retries)
-        timeout = _timeout(timeout_ms if timeout_ms is not None else self.timeout_ms, None)
-        tokens = self._tokens()
+        timeout = _timeout(timeout_ms if timeout_ms is not None else self.timeout_ms)
+        tokens = await self._tokens_async()
         refreshed = False
+        http = self.async_http
         while True:
-            headers = dict(endpoint.headers)
-            headers["Authorization"] = bearer(await tokens.token_async())
-            request = self.async_http.build_request(
-                "POST", endpoint.url, content=endpoint.body, headers=headers, timeout=timeout
-            )
-            logger.debug("POST %s (attempt %d)", endpoint.url, policy.attempts + 1)
+            token = await tokens.token_async()
+            request = self._request(http, endpoint, token, timeout)
+            logger.debug("%s %s (attempt %d)", endpoint.method, endpoint.url, policy.attempts + 1)
             try:
-                response = await self.async_http.send(request, stream=True)
+                response = await http.send(request, stream=True)
+                try:
+                    ok = response.status_code == 200
+                    if not (ok and endpoint.stream and not self._wrong_media(endpoint, response)):
+                        await response.aread()
+                except BaseException:  # also cancellation: never leave the response open
+                    await response.aclose()
+                    raise
             except httpx.TransportError as exc:
                 delay = policy.next_delay(exc=exc)
                 if delay is None:
@@ -320,17 +383,20 @@ class _BaseClient:
                 self._before_retry(on_retry, policy.attempts + 1, delay, type(exc).__name__)
                 await asyncio.sleep(delay)
                 continue
-            try:
-                if self._check_success(endpoint, response):
+            if ok:
+                if not self._wrong_media(endpoint, response):
                     return response
-                await response.aread()
-            except BaseException:
                 await response.aclose()
-                raise
+                raise self._unexpected(endpoint, response)
             await response.aclose()
-            if response.status_code == 401 and tokens.can_refresh() and not refreshed:
+            if response.status_code == 401 and not refreshed and tokens.can_refresh():
                 refreshed = True
-                tokens.invalidate()
+                logger.info("401 from %s: refreshing the access token once", endpoint.url)
+                tokens.invalidate(token)
+                try:
+                    await tokens.token_async()
+                except ConfigError:
+                    raise self._failure(endpoint, response, policy.attempts + 1) from None
                 continue
             delay = policy.next_delay(status=response.status_code, headers=response.headers)
             if delay is None:
@@ -347,17 +413,25 @@ class _BaseClient:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the pooled sync client if this object created it."""
-        if self._client is not None and self._owns_client:
-            self._client.close()
-            self._client = None
+        """Close the pooled sync client if this object created it (an injected one is not)."""
+        if not self._owns_client:
+            return
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     async def aclose(self) -> None:
         """Close both pooled clients if this object created them."""
         self.close()
-        if self._async_client is not None and self._owns_async_client:
-            await self._async_client.aclose()
-            self._async_client = None
+        if not self._owns_async_client:
+            return
+        with self._lock:
+            client, self._async_client = self._async_client, None
+            loop, self._async_loop = self._async_loop, None
+        # A pool opened in another (likely closed) event loop cannot be closed from this one.
+        if client is not None and loop in (None, asyncio.get_running_loop()):
+            await client.aclose()
 
     def __enter__(self: _C) -> _C:
         return self
@@ -385,13 +459,21 @@ class _BaseClient:
 _C = TypeVar("_C", bound=_BaseClient)
 
 
-def _parse_completion(response: httpx.Response, response_class: type[R]) -> R:
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _parse_completion(response: httpx.Response, response_class: type[_M]) -> _M:
+    """Validate a 200 body; a body of the wrong shape becomes ``ResponseValidationError``."""
     try:
         return response_class.model_validate_json(response.content)
     except ValueError as exc:
+        what = "a model list" if issubclass(response_class, ModelList) else "a chat completion"
         raise ResponseValidationError(
-            "the service answered 200 with a body that is not a chat completion: "
-            + _redact.redact(str(exc).splitlines()[0])
+            f"the service answered 200 with a body that is not {what}: "
+            + _redact.redact(str(exc).splitlines()[0]),
+            body=_redact.redact(response.text[:10_000]),
+            status_code=response.status_code,
+            raw_response=response,
         ) from None
 
 
@@ -402,7 +484,7 @@ class Chat:
         self._owner = owner
 
     def _prepare(self, params: dict[str, Any], stream: bool) -> tuple[_Endpoint, dict[str, Any]]:
-        control = {
+        control: dict[str, Any] = {
             key: params.pop(key)
             for key in ("retries", "timeout_ms", "on_retry")
             if key in params
@@ -424,18 +506,14 @@ class Chat:
         """Send a chat completion and return the whole ``ChatCompletionResponse``."""
         endpoint, control = self._prepare(dict(params), stream=False)
         response = self._owner.send(endpoint, **control)
-        try:
-            response.read()
-        except httpx.TransportError as exc:
-            raise self._owner._transport_error(exc, endpoint, 1) from None
-        finally:
-            response.close()
         return _parse_completion(response, response_class)
 
     @overload
     def stream(self, **params: Unpack[ChatParams]) -> EventStream[ChatCompletionResponse]: ...
     @overload
-    def stream(self, *, response_class: type[R], **params: Unpack[ChatParams]) -> EventStream[R]: ...
+    def stream(
+        self, *, response_class: type[R], **params: Unpack[ChatParams]
+    ) -> EventStream[R]: ...
 
     def stream(
         self, *, response_class: type[Any] = ChatCompletionResponse, **params: Any
@@ -456,14 +534,9 @@ class Chat:
         self, *, response_class: type[Any] = ChatCompletionResponse, **params: Any
     ) -> Any:
         """Async twin of ``complete``."""
+        await self._owner._tokens_async()  # resolve credentials off the event loop
         endpoint, control = self._prepare(dict(params), stream=False)
         response = await self._owner.send_async(endpoint, **control)
-        try:
-            await response.aread()
-        except httpx.TransportError as exc:
-            raise self._owner._transport_error(exc, endpoint, 1) from None
-        finally:
-            await response.aclose()
         return _parse_completion(response, response_class)
 
     @overload
@@ -479,6 +552,7 @@ class Chat:
         self, *, response_class: type[Any] = ChatCompletionResponse, **params: Any
     ) -> AsyncEventStream[Any]:
         """Async twin of ``stream``: ``async for event in await client.chat.stream_async(...)``."""
+        await self._owner._tokens_async()
         endpoint, control = self._prepare(dict(params), stream=True)
         response = await self._owner.send_async(endpoint, **control)
         return AsyncEventStream(response, response_class=response_class)
@@ -534,12 +608,15 @@ class MistralGCP(_BaseClient):
         return self._project_id
 
     def _tokens(self) -> TokenSource:
-        if self._token_source is None:
-            source, project = vertex_token_and_project(
-                self._access_token, self._project_id, self._credentials
-            )
-            self._token_source, self._project_id = source, project
-        return self._token_source
+        source = self._token_source
+        if source is None:
+            with self._lock:
+                if self._token_source is None:
+                    self._token_source, self._project_id = vertex_token_and_project(
+                        self._access_token, self._project_id, self._credentials
+                    )
+                source = self._token_source
+        return source
 
     def _url(self, model: str, *, stream: bool, server_url: str | None) -> str:
         base = vertex_base_url(self._region, server_url or self.server_url)
@@ -555,49 +632,49 @@ class Models:
     def __init__(self, owner: Mistral) -> None:
         self._owner = owner
 
-    def _endpoint(self, server_url: str | None) -> _Endpoint:
+    def _endpoint(
+        self, server_url: str | None, http_headers: Mapping[str, str] | None
+    ) -> _Endpoint:
         base = mistral_base_url(server_url or self._owner.server_url)
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if http_headers:
+            headers.update(http_headers)
         return _Endpoint(
             url=base + MODELS_PATH,
-            body=b"",
-            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            body=None,
+            headers=headers,
             backend="mistral",
             model="",
             region=None,
             stream=False,
+            method="GET",
         )
 
-    def list(self, *, server_url: str | None = None, timeout_ms: int | None = None) -> ModelList:
+    def list(
+        self,
+        *,
+        retries: RetryConfig | None = None,
+        server_url: str | None = None,
+        timeout_ms: int | None = None,
+        http_headers: Mapping[str, str] | None = None,
+    ) -> ModelList:
         """``GET /v1/models``: the models this API key can use."""
-        endpoint = self._endpoint(server_url)
-        owner = self._owner
-        headers = dict(endpoint.headers)
-        headers["Authorization"] = bearer(owner._tokens().token())
-        timeout = _timeout(timeout_ms if timeout_ms is not None else owner.timeout_ms, None)
-        try:
-            response = owner.http.get(endpoint.url, headers=headers, timeout=timeout)
-        except httpx.TransportError as exc:
-            raise owner._transport_error(exc, endpoint, 1) from None
-        if response.status_code != 200:
-            raise owner._failure(endpoint, response, 1)
-        return ModelList.model_validate_json(response.content)
+        endpoint = self._endpoint(server_url, http_headers)
+        response = self._owner.send(endpoint, retries=retries, timeout_ms=timeout_ms)
+        return _parse_completion(response, ModelList)
 
     async def list_async(
-        self, *, server_url: str | None = None, timeout_ms: int | None = None
+        self,
+        *,
+        retries: RetryConfig | None = None,
+        server_url: str | None = None,
+        timeout_ms: int | None = None,
+        http_headers: Mapping[str, str] | None = None,
     ) -> ModelList:
         """Async twin of ``list``."""
-        endpoint = self._endpoint(server_url)
-        owner = self._owner
-        headers = dict(endpoint.headers)
-        headers["Authorization"] = bearer(await owner._tokens().token_async())
-        timeout = _timeout(timeout_ms if timeout_ms is not None else owner.timeout_ms, None)
-        try:
-            response = await owner.async_http.get(endpoint.url, headers=headers, timeout=timeout)
-        except httpx.TransportError as exc:
-            raise owner._transport_error(exc, endpoint, 1) from None
-        if response.status_code != 200:
-            raise owner._failure(endpoint, response, 1)
-        return ModelList.model_validate_json(response.content)
+        endpoint = self._endpoint(server_url, http_headers)
+        response = await self._owner.send_async(endpoint, retries=retries, timeout_ms=timeout_ms)
+        return _parse_completion(response, ModelList)
 
 
 class Mistral(_BaseClient):
@@ -628,9 +705,16 @@ class Mistral(_BaseClient):
         self.models = Models(self)
 
     def _tokens(self) -> TokenSource:
-        if self._token_source is None:
-            self._token_source = api_key_token(self._api_key)
-        return self._token_source
+        source = self._token_source
+        if source is None:
+            with self._lock:
+                if self._token_source is None:
+                    self._token_source = api_key_token(self._api_key)
+                source = self._token_source
+        return source
+
+    async def _tokens_async(self) -> TokenSource:
+        return self._tokens()  # no I/O: an argument or an environment variable
 
     def _url(self, model: str, *, stream: bool, server_url: str | None) -> str:
         return mistral_base_url(server_url or self.server_url) + CHAT_COMPLETIONS_PATH

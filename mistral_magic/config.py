@@ -12,12 +12,14 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from . import _redact
 from .backends import BACKENDS, DEFAULT_MODEL_ALIAS, DEFAULT_REGION, Backend
-from .errors import ConfigError
+
+if TYPE_CHECKING:
+    pass
 
 SOURCES: Final = ("flag", "session", "config", "env", "default")
 
@@ -86,7 +88,7 @@ class Settings:
     def backend(self) -> Backend:
         value = self["backend"]
         assert value in BACKENDS
-        return value  # type: ignore[return-value]
+        return value
 
     @property
     def uses_local_server(self) -> bool:
@@ -141,6 +143,8 @@ def resolve(
             values[name] = Setting(None, "default")
     backend = (values["backend"].value or "auto").lower()
     if backend not in (*BACKENDS, "auto"):
+        from .errors import ConfigError  # imported late: pydantic is heavy at extension load
+
         raise ConfigError(f"unknown backend {backend!r}: use vertex, mistral or auto")
     if backend == "auto":
         chosen = "mistral" if values["api_key"].value else "vertex"

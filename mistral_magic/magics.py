@@ -12,11 +12,9 @@ import json
 import re
 import shlex
 import sys
-import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from IPython.core.display import HTML, Markdown
 from IPython.core.error import UsageError
 from IPython.core.magic import (
     Magics,
@@ -30,23 +28,15 @@ from traitlets import Bool, Float, Int, Unicode
 
 from . import _redact, backends
 from . import config as settings_mod
-from .client import Mistral, MistralGCP
-from .errors import ConfigError, MistralError, RequestValidationError
-from .models import build_request
-from .prompt import PromptError, interpolate
-from .render import MarkdownBlocksView, TerminalView, footer_text
-from .session import (
-    ChatResult,
-    TurnFailed,
-    TurnInterrupted,
-    TurnMeta,
-    TurnRequest,
-    conversations,
-    run_turn,
-    turn_key,
-)
-from .tools import ToolError, ToolRegistry, ToolResult
-from .utils import BackoffStrategy, RetryConfig
+
+# The client, models, session and tools pull in httpx and pydantic: they are imported at the
+# first cell, not at ``%load_ext``, which must stay cheap.
+if TYPE_CHECKING:
+    from .client import Mistral, MistralGCP
+    from .render import TerminalView
+    from .session import ChatResult, TurnMeta, TurnRequest
+    from .tools import ToolRegistry, ToolResult
+    from .utils import RetryConfig
 
 RESULT_VAR = "_mistral"
 TOOL_CHOICES = ("auto", "none", "any", "required")
@@ -85,77 +75,111 @@ class GenerationInterrupted(KeyboardInterrupt):
 
 
 class NotebookView:
-    """Streams an answer into the cell's output with display handles, one per Markdown block.
+    """Streams an answer into the cell's output: one live display, then the result.
 
-    Finished blocks are published once and never resent; only the open block is updated, at
-    most once per ``interval`` seconds. At the end the live blocks are blanked and the magic
-    returns the result, so the saved output (and what nbval sees) is the final answer.
+    Follows the "commit pattern" (docs: jupyter.md §3.3): the live display is created blank
+    (``{'text/plain': ''}``), updated with the Markdown of the answer's recent part (see
+    ``render.LiveWindowView``; live updates carry an empty ``text/plain``, the text form goes
+    once, in the result), and blanked at the end, while the magic returns the result as the
+    cell's ``execute_result``. nbval sees the first state of a display, the saved notebook the
+    last; both are then one blank display plus the final answer. A ``retrying`` note gets a
+    status display that follows the same pattern.
     """
 
-    def __init__(self, interval: float) -> None:
-        self._handles: dict[int, DisplayHandle] = {}
-        self._blocks = MarkdownBlocksView(self._publish, interval=interval)
+    def __init__(self, interval: float, *, live: bool = True) -> None:
+        from .render import LiveWindowView
+
+        self._handle: DisplayHandle | None = None
+        self._live_view = LiveWindowView(self._publish, interval=interval)
+        self._live = live
         self._status: DisplayHandle | None = None
-        self.messages = 0
+        self._status_filled = False
+        self.status_messages = 0
 
-    def _publish(self, index: int, markdown: str, final: bool) -> None:
-        bundle = {"text/markdown": markdown, "text/plain": markdown}
-        handle = self._handles.get(index)
-        self.messages += 1
-        if handle is None:
-            self._handles[index] = display(bundle, raw=True, display_id=True)  # type: ignore[no-untyped-call]
-        else:
-            handle.update(bundle, raw=True)
+    @property
+    def messages(self) -> int:
+        """Display messages sent so far (creations included)."""
+        return self._live_view.messages + self.status_messages
 
-    def _show_status(self, text: str) -> None:
-        bundle = {"text/markdown": text, "text/plain": text}
-        if self._status is None:
-            self._status = display(bundle, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+    def _publish(self, markdown: str) -> None:
+        if self._handle is None:
+            self._handle = display(BLANK, raw=True, display_id=True)
+        assert self._handle is not None
+        if markdown:
+            bundle = {"text/markdown": _redact.redact(markdown), "text/plain": ""}
+            self._handle.update(bundle, raw=True)
         else:
-            self._status.update(bundle, raw=True)
+            self._handle.update(BLANK, raw=True)
 
     def start(self, meta: TurnMeta) -> None:
-        self._blocks.start(meta)
+        self._live_view.start(meta)
 
     def delta(self, text: str) -> None:
-        self._blocks.delta(text)
+        if self._live:
+            self._live_view.delta(text)
 
     def tool_call(self, result: ToolResult) -> None:
-        self._blocks.tool_call(result)
+        self._live_view.tool_call(result)
 
     def retrying(self, attempt: int, delay: float, reason: str) -> None:
-        self._show_status(f"*{reason}: retrying in {delay:.1f} s (attempt {attempt})…*")
+        text = f"*{reason}: retrying in {delay:.1f} s (attempt {attempt})…*"
+        if self._status is None:
+            self._status = display(BLANK, raw=True, display_id=True)
+            self.status_messages += 1
+        assert self._status is not None
+        self._status.update({"text/markdown": _redact.redact(text), "text/plain": ""}, raw=True)
+        self.status_messages += 1
+        self._status_filled = True
 
     def error(self, message: str) -> None:
-        self._blocks.error(message)
+        # Shown once, as the cell's one-line error; the partial answer is kept on screen by
+        # ``commit_partial``.
+        pass
 
     def done(self, result: ChatResult) -> None:
-        self._blocks.done(result)
-        if self._status is not None:
-            self._status.update({"text/plain": ""}, raw=True)
+        pass
 
     def clear(self) -> None:
         """Blank the live displays (the returned result replaces them)."""
-        for handle in self._handles.values():
-            handle.update({"text/plain": ""}, raw=True)
+        self._live_view.clear()
+        if self._status is not None and self._status_filled:
+            self._status.update(BLANK, raw=True)
+            self.status_messages += 1
+            self._status_filled = False
+
+    def commit_partial(self, result: ChatResult) -> None:
+        """After an error or interrupt: keep what arrived on screen, as the result's display.
+
+        The live display is blanked and the partial result (answer so far, tool calls, a note
+        saying what happened, provenance metadata) is displayed in its place, so the saved
+        notebook and nbval agree here too.
+        """
+        self.clear()
+        if result.text or result.tool_results:
+            data, metadata = result._repr_mimebundle_()
+            display(data, metadata=metadata, raw=True)
+            self.status_messages += 1
 
 
-class StdoutView(TerminalView):
+BLANK: dict[str, str] = {"text/plain": ""}
+
+
+def stdout_view(*, footer: bool = True) -> TerminalView:
     """Terminal IPython: tokens go straight to stdout."""
+    from .render import TerminalView
 
-    def __init__(self) -> None:
-        def write(text: str) -> None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+    def write(text: str) -> None:
+        sys.stdout.write(_redact.redact(text))
+        sys.stdout.flush()
 
-        super().__init__(write)
+    return TerminalView(write, footer=footer)
 
 
 # -- the magics -------------------------------------------------------------------------------
 
 
 @magics_class
-class MistralMagics(Magics):  # type: ignore[misc]
+class MistralMagics(Magics):
     """``%%mistral`` sends the cell to a Mistral model; ``%mistral`` manages settings."""
 
     backend = Unicode("", help="vertex, mistral or auto (empty: environment, then auto)").tag(
@@ -190,6 +214,21 @@ class MistralMagics(Magics):  # type: ignore[misc]
         self._clients: dict[tuple[Any, ...], MistralGCP | Mistral] = {}
         self.emulator: Any = None
         self.last_result: ChatResult | None = None
+        self._current_cell_id: str | None = None
+        if shell is not None:
+            # IPython passes the front end's cell id (JupyterLab's ``cellId`` metadata) to
+            # pre_run_cell; the kernel's parent header is the fallback (see ``_cell_id``).
+            shell.events.register("pre_run_cell", self._pre_run_cell)
+
+    @property
+    def _ns(self) -> dict[str, Any]:
+        shell: Any = self.shell
+        ns: dict[str, Any] = shell.user_ns
+        return ns
+
+    def _pre_run_cell(self, info: Any = None) -> None:
+        value = getattr(info, "cell_id", None)
+        self._current_cell_id = str(value) if value else None
 
     # -- settings -------------------------------------------------------------------------
 
@@ -204,6 +243,8 @@ class MistralMagics(Magics):  # type: ignore[misc]
 
     def settings(self, flags: Mapping[str, Any] | None = None) -> settings_mod.Settings:
         """Effective settings for one cell (flag > session > config > env > default)."""
+        from .errors import ConfigError
+
         try:
             return settings_mod.resolve(
                 flags=flags, session=self.session_settings, config=self._trait_settings()
@@ -213,6 +254,8 @@ class MistralMagics(Magics):  # type: ignore[misc]
 
     def client_for(self, settings: settings_mod.Settings) -> MistralGCP | Mistral:
         """One pooled client per distinct endpoint and credentials, reused across cells."""
+        from .client import Mistral, MistralGCP
+
         timeout_ms = int(self.timeout * 1000) if self.timeout > 0 else None
         local = settings.uses_local_server
         key = (
@@ -229,7 +272,9 @@ class MistralMagics(Magics):  # type: ignore[misc]
             return client
         if settings.backend == "mistral":
             api_key = settings["api_key"] or (settings_mod.EMULATOR_TOKEN if local else None)
-            client = Mistral(api_key=api_key, server_url=settings["server_url"], timeout_ms=timeout_ms)
+            client = Mistral(
+                api_key=api_key, server_url=settings["server_url"], timeout_ms=timeout_ms
+            )
         else:
             token = settings["access_token"] or (settings_mod.EMULATOR_TOKEN if local else None)
             project = settings["project"] or (settings_mod.EMULATOR_PROJECT if local else None)
@@ -295,6 +340,8 @@ class MistralMagics(Magics):  # type: ignore[misc]
         except (UsageError, CellError, GenerationInterrupted):
             raise
         except Exception as exc:
+            from .errors import MistralError
+
             if args.debug:
                 raise
             if isinstance(exc, MistralError):
@@ -323,12 +370,15 @@ class MistralMagics(Magics):  # type: ignore[misc]
 
     def _build(self, args: Any, cell: str) -> tuple[TurnRequest, settings_mod.Settings, Any]:
         """Turn the parsed line and body into a validated request; raise UsageError on mistakes."""
+        from .prompt import PromptError, interpolate
+        from .session import TurnRequest, conversations, turn_key
+
         body = cell.strip("\n")
         if not body.strip():
             raise UsageError("the cell is empty: write the prompt below the %%mistral line")
         if not args.no_interpolate:
             try:
-                body = interpolate(body, self.shell.user_ns)
+                body = interpolate(body, self._ns)
             except PromptError as exc:
                 raise UsageError(str(exc)) from None
         _check_encodable(body, "the prompt")
@@ -369,7 +419,9 @@ class MistralMagics(Magics):  # type: ignore[misc]
             if system:
                 conversation.system = system
             system = conversation.system
-            key = turn_key(_cell_id(self.shell), f"{line_of(args)}\n{cell}")
+            key = turn_key(
+                self._current_cell_id or _cell_id(self.shell), f"{line_of(args)}\n{cell}"
+            )
             history = conversation.history_before(key)
         request = TurnRequest(
             user_content=body,
@@ -388,6 +440,9 @@ class MistralMagics(Magics):  # type: ignore[misc]
         return request, settings, (conversation, key)
 
     def _validate(self, request: TurnRequest, backend: str) -> None:
+        from .errors import RequestValidationError
+        from .models import build_request
+
         params = dict(request.params)
         params["messages"] = request.initial_messages()
         if request.tools is not None and request.tools.specs:
@@ -398,7 +453,7 @@ class MistralMagics(Magics):  # type: ignore[misc]
             raise UsageError(_option_message(str(exc))) from None
 
     def _schema(self, name: str) -> tuple[Any, dict[str, Any]]:
-        value = _lookup(self.shell.user_ns, name, "--schema")
+        value = _lookup(self._ns, name, "--schema")
         import pydantic
 
         if isinstance(value, type) and issubclass(value, pydantic.BaseModel):
@@ -415,16 +470,21 @@ class MistralMagics(Magics):  # type: ignore[misc]
                 f"got {type(value).__name__}"
             )
         safe = re.sub(r"[^a-zA-Z0-9_-]", "_", title)[:64] or "schema"
-        fmt = {"type": "json_schema", "json_schema": {"name": safe, "schema": schema, "strict": True}}
+        fmt = {
+            "type": "json_schema",
+            "json_schema": {"name": safe, "schema": schema, "strict": True},
+        }
         return value, fmt
 
     def _tools(self, names: str) -> ToolRegistry:
+        from .tools import ToolError, ToolRegistry
+
         items = []
         for raw in names.split(","):
             name = raw.strip()
             if not name:
                 continue
-            value = _lookup(self.shell.user_ns, name, "--tools")
+            value = _lookup(self._ns, name, "--tools")
             if not callable(value) and not isinstance(value, dict):
                 raise UsageError(
                     f"--tools {name}: not a function or a tool dict (it is {type(value).__name__})"
@@ -446,6 +506,8 @@ class MistralMagics(Magics):  # type: ignore[misc]
         raise UsageError(f"--tool-choice {choice!r}: use one of {allowed}")
 
     def _retry_config(self, retries: int | None) -> RetryConfig | None:
+        from .utils import BackoffStrategy, RetryConfig
+
         count = retries if retries is not None else (self.retries if self.retries >= 0 else None)
         if count is None:
             return None
@@ -459,6 +521,10 @@ class MistralMagics(Magics):  # type: ignore[misc]
         )
 
     def _cell(self, args: Any, cell: str) -> Any:
+        from .client import MistralGCP
+        from .errors import ConfigError
+        from .session import TurnFailed, TurnInterrupted, run_turn
+
         request, settings, (conversation, key) = self._build(args, cell)
         retry = self._retry_config(args.retries)
         if retry is not None:
@@ -471,11 +537,13 @@ class MistralMagics(Magics):  # type: ignore[misc]
                 client._tokens()  # credentials problems surface here, before anything is drawn
         except ConfigError as exc:
             raise UsageError(_credentials_message(str(exc), settings)) from None
-        view = self._view()
+        view = self._view(live=request.stream)
         try:
             result = run_turn(client, request, view)
         except TurnInterrupted as stop:
             self._finish(stop.result, args, conversation, key, request, settings)
+            if isinstance(view, NotebookView):
+                view.commit_partial(stop.result)
             raise GenerationInterrupted(
                 f"partial answer ({stop.result.usage.completion_tokens or len(stop.result.text)} "
                 f"{'tokens' if stop.result.usage.completion_tokens else 'characters'}) kept in "
@@ -483,10 +551,19 @@ class MistralMagics(Magics):  # type: ignore[misc]
             ) from None
         except TurnFailed as failed:
             self._finish(failed.result, args, conversation, key, request, settings)
-            kept = f"; the partial answer is kept in {args.out or RESULT_VAR}" if failed.result.text else ""
+            if isinstance(view, NotebookView):
+                view.commit_partial(failed.result)
+            kept = (
+                f"; the partial answer is kept in {args.out or RESULT_VAR}"
+                if failed.result.text
+                else ""
+            )
             if args.debug:
                 raise failed.error from None
-            raise CellError(f"{failed.error}{kept}") from None
+            message = str(failed.error)
+            if kept and message.endswith("the partial answer is kept"):
+                message, kept = message + kept.split("is kept", 1)[1], ""
+            raise CellError(f"{message}{kept}") from None
         self._finish(result, args, conversation, key, request, settings)
         if isinstance(view, NotebookView):
             view.clear()
@@ -503,33 +580,46 @@ class MistralMagics(Magics):  # type: ignore[misc]
         settings: settings_mod.Settings,
     ) -> None:
         result._meta.backend = settings.backend
-        ns = self.shell.user_ns
+        result._show_footer = self.footer
+        ns = self._ns
         ns[RESULT_VAR] = result
         if args.out:
             ns[args.out] = result
         self.last_result = result
         if conversation is not None and key is not None and not result.error:
             conversation.record(key, result.messages)
-        totals = self.usage.setdefault((result.model or request.params["model"], settings.backend), [0, 0, 0])
+        model = result.model or request.params["model"]
+        totals = self.usage.setdefault((model, settings.backend), [0, 0, 0])
         totals[0] += 1
         totals[1] += result.usage.prompt_tokens
         totals[2] += result.usage.completion_tokens
 
-    def _view(self) -> NotebookView | StdoutView:
+    def _view(self, *, live: bool = True) -> NotebookView | TerminalView:
+        """Rich output (a notebook) or plain stdout (terminal IPython, ``stream_mode='stdout'``)."""
+        if self.is_terminal():
+            return stdout_view(footer=self.footer)
+        return NotebookView(self.update_interval, live=live)
+
+    def is_terminal(self) -> bool:
+        """True when answers go to stdout as plain text (terminal IPython or forced)."""
         mode = self.stream_mode
-        rich = "text/markdown" in self.shell.display_formatter.active_types
-        if mode == "stdout" or (mode == "auto" and not rich):
-            return StdoutView()
-        return NotebookView(self.update_interval)
+        if mode == "stdout":
+            return True
+        if mode == "display":
+            return False
+        shell: Any = self.shell
+        return "text/markdown" not in shell.display_formatter.active_types
 
     def _dry_run(self, request: TurnRequest, settings: settings_mod.Settings) -> Any:
+        from .models import build_request
+
         backend = settings.backend
         params = dict(request.params)
         params.pop("retries", None)
         params["messages"] = request.initial_messages()
         if request.tools is not None:
             params["tools"] = request.tools.specs
-        wire = build_request(stream=request.stream, backend=backend, **params).to_wire()  # type: ignore[arg-type]
+        wire = build_request(stream=request.stream, backend=backend, **params).to_wire()
         if backend == "vertex":
             region = settings["region"] or backends.DEFAULT_REGION
             url = backends.vertex_base_url(region, settings["server_url"]) + backends.vertex_path(
@@ -544,7 +634,7 @@ class MistralMagics(Magics):  # type: ignore[misc]
             f"Accept: {accept}\n\n"
         )
         md = f"**Dry run — nothing was sent** ({backend})\n\n```http\n{head}{text}\n```"
-        display({"text/markdown": md, "text/plain": head + text}, raw=True)  # type: ignore[no-untyped-call]
+        display({"text/markdown": md, "text/plain": head + text}, raw=True)
         return None
 
     # -- %mistral -------------------------------------------------------------------------
@@ -592,15 +682,21 @@ class MistralMagics(Magics):  # type: ignore[misc]
                 self.session_settings.pop(name, None)
         settings = self.settings()
         rows = settings.table()
-        rows.append(("model id", backends.resolve_model(settings["model"], settings.backend), "alias" if settings["model"] in backends.MODEL_ALIASES else settings.source("model")))
+        model_id = backends.resolve_model(settings["model"], settings.backend)
+        is_alias = (settings["model"] or "").lower() in backends.MODEL_ALIASES
+        rows.append(
+            ("model id", model_id, "alias of model" if is_alias else settings.source("model"))
+        )
         md = "| setting | value | from |\n|---|---|---|\n" + "\n".join(
             f"| {n} | `{v}` | {s} |" for n, v, s in rows
         )
         plain = "\n".join(f"{n:<13} {v:<40} ({s})" for n, v, s in rows)
-        display({"text/markdown": md, "text/plain": plain}, raw=True)  # type: ignore[no-untyped-call]
+        display({"text/markdown": md, "text/plain": plain}, raw=True)
         return None
 
     def _models(self, rest: list[str]) -> Any:
+        from .errors import MistralError
+
         settings = self.settings()
         if settings.backend == "mistral":
             try:
@@ -613,22 +709,28 @@ class MistralMagics(Magics):  # type: ignore[misc]
         aliases = {v[settings.backend]: k for k, v in backends.MODEL_ALIASES.items()}
         lines = [f"{i}" + (f"  (alias: {aliases[i]})" if i in aliases else "") for i in ids]
         text = f"Models on {settings.backend}:\n" + "\n".join(f"  {line}" for line in lines)
-        display({"text/plain": text, "text/markdown": "\n".join(f"- `{line}`" for line in lines)}, raw=True)  # type: ignore[no-untyped-call]
+        md = "\n".join(f"- `{line}`" for line in lines)
+        display({"text/plain": text, "text/markdown": md}, raw=True)
         return None
 
     def _history(self, rest: list[str]) -> Any:
+        from .session import conversations
+
         name = rest[0] if rest else "default"
         if name not in conversations:
             raise UsageError(
-                f"no conversation named {name!r} (known: {', '.join(conversations.names()) or 'none'})"
+                f"no conversation named {name!r} "
+                f"(known: {', '.join(conversations.names()) or 'none'})"
             )
         from .render import conversation_markdown
 
         md = conversation_markdown(conversations.get(name).messages())
-        display({"text/markdown": md, "text/plain": md}, raw=True)  # type: ignore[no-untyped-call]
+        display({"text/markdown": md, "text/plain": md}, raw=True)
         return None
 
     def _reset(self, rest: list[str]) -> Any:
+        from .session import conversations
+
         conversations.reset(rest[0] if rest else None)
         print("conversation reset" if rest else "all conversations reset")  # noqa: T201
         return None
@@ -638,11 +740,12 @@ class MistralMagics(Magics):  # type: ignore[misc]
             print("no requests yet in this session")  # noqa: T201
             return None
         rows = sorted(self.usage.items())
-        md = "| model | backend | calls | tokens in | tokens out |\n|---|---|---|---|---|\n" + "\n".join(
+        head = "| model | backend | calls | tokens in | tokens out |\n|---|---|---|---|---|\n"
+        md = head + "\n".join(
             f"| {m} | {b} | {c} | {i} | {o} |" for (m, b), (c, i, o) in rows
         )
         plain = "\n".join(f"{m} ({b}): {c} calls, {i} in, {o} out" for (m, b), (c, i, o) in rows)
-        display({"text/markdown": md, "text/plain": plain}, raw=True)  # type: ignore[no-untyped-call]
+        display({"text/markdown": md, "text/plain": plain}, raw=True)
         return None
 
     def _emulator(self, rest: list[str]) -> Any:
@@ -674,16 +777,22 @@ class MistralMagics(Magics):  # type: ignore[misc]
 
 
 def line_of(args: Any) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted(vars(args).items()) if k not in {"debug", "dry_run"})
+    """The options of a parsed line, normalised (part of a conversation turn's source key)."""
+    skip = {"debug", "dry_run"}
+    return " ".join(f"{k}={v}" for k, v in sorted(vars(args).items()) if k not in skip)
 
 
 def _cell_id(shell: Any) -> str | None:
+    """The notebook cell id from the kernel's current request (JupyterLab sends ``cellId``)."""
     kernel = getattr(shell, "kernel", None)
     if kernel is None:
         return None
     try:
-        parent = kernel.get_parent("shell") if hasattr(kernel, "get_parent") else kernel._parent_header
-    except Exception:
+        if hasattr(kernel, "get_parent"):  # ipykernel >= 6
+            parent = kernel.get_parent("shell")
+        else:
+            parent = getattr(kernel, "_parent_header", None)
+    except Exception:  # an unusual kernel: fall back to the source hash
         return None
     metadata = (parent or {}).get("metadata") or {}
     value = metadata.get("cellId") or metadata.get("cell_id")
@@ -730,4 +839,3 @@ def _credentials_message(message: str, settings: settings_mod.Settings) -> str:
     return f"{message}; `%mistral emulator` runs everything offline"
 
 
-_ = (HTML, Markdown, time, footer_text)

@@ -25,6 +25,7 @@ from .tools import ToolResult
 
 __all__ = [
     "Coalescer",
+    "LiveWindowView",
     "MarkdownBlocksView",
     "MetaLike",
     "NullView",
@@ -463,10 +464,24 @@ class _Blocks:
     repeated) in the next block. The open block therefore stays small whatever the content.
     """
 
-    def __init__(self, min_block: int, max_block: int) -> None:
-        self.min_block = min_block
-        self.max_block = max_block
+    def __init__(
+        self, min_block: int, max_block: int, *, growth: int = 1, cap: int | None = None
+    ) -> None:
+        self._base = (min_block, max_block)
+        self.growth = max(growth, 1)
+        self.cap = cap
+        self.frozen = 0
+        self._size()
         self._reset()
+
+    def _size(self) -> None:
+        # Block k may be growth**k times larger than the first (up to ``cap``): a long answer
+        # then needs few displays, while a short one still updates in small, cheap blocks.
+        factor = self.growth ** min(self.frozen, 32)
+        low, high = self._base[0] * factor, self._base[1] * factor
+        if self.cap is not None and high > self.cap:
+            low, high = min(low, self.cap // 2), max(self.cap, self._base[1])
+        self.min_block, self.max_block = low, high
 
     def _reset(self) -> None:
         self._lines: list[str] = []
@@ -523,6 +538,8 @@ class _Blocks:
             closer = "$$"
         if text.strip():
             done.append(f"{text}\n{closer}" if closer else text)
+            self.frozen += 1
+            self._size()
         fence, math, table, prev = self._fence, self._math, self._table, self._prev
         self._lines, self._len, self._content = [], 0, False
         reopen: list[str] = []
@@ -622,10 +639,14 @@ class MarkdownBlocksView:
         max_block: int = 1024,
         resend_rate: float = 4000.0,
         footer: bool = False,
+        growth: int = 1,
+        max_block_cap: int | None = None,
+        max_defer: float = 10.0,
     ) -> None:
         self._publish_fn = publish
         self._coalescer = Coalescer(self._on_flush, interval, clock)
-        self._blocks = _Blocks(min_block, max_block)
+        self._blocks = _Blocks(min_block, max_block, growth=growth, cap=max_block_cap)
+        self.max_defer = max_defer
         self._footer = footer
         self.resend_rate = resend_rate
         self._meta: Any = None
@@ -671,7 +692,7 @@ class MarkdownBlocksView:
         resend = len(self._shown.encode()) / self.resend_rate if calls and self._shown else 0.0
         wait = max((calls - 1) * interval, resend - interval)
         if wait > 0:
-            self._coalescer.defer(min(wait, 10 * interval))
+            self._coalescer.defer(min(wait, self.max_defer * interval))
 
     def _close_block(self, *, final: bool = False) -> None:
         self._coalescer.close()
@@ -709,6 +730,171 @@ class MarkdownBlocksView:
             text = footer_text(result if result is not None else self._meta)
             if text:
                 self._publish(f"*{text}*", True)
+
+
+class LiveWindowView:
+    """The notebook's live view: ONE display showing the recent part of a streaming answer.
+
+    Why one display: the saved notebook and nbval must agree (the display is created blank and
+    blanked again at the end; the final answer is the cell's result), and one display per cell
+    keeps the saved outputs the same on every run whatever the token rate. Why a window: the
+    bytes sent must grow linearly with the answer, so an update carries at most the last
+    ``window`` characters (whole Markdown blocks, fences closed) and the open block; a long
+    answer shows a one-line note for the part above, and appears whole when it is complete.
+
+    Pacing: the first delta is published at once; after that at most one update per
+    ``interval``, a resent window costs ``len/resend_rate`` seconds, and a message budget
+    (``burst`` + one per ``interval`` since the start, keeping room for the final blanking and
+    the result) bounds the messages per second whatever the token rate.
+
+    ``publish(markdown)`` shows the window ("" blanks it); the first call creates the display,
+    which costs two messages (created blank, then updated).
+    """
+
+    def __init__(
+        self,
+        publish: Callable[[str], None],
+        interval: float = 0.1,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        window: int = 6000,
+        min_block: int = 512,
+        max_block: int = 1024,
+        resend_rate: float = 64_000.0,
+        burst: int = 3,
+    ) -> None:
+        self._publish_fn = publish
+        self.interval = interval
+        self._clock = clock
+        self.window = window
+        self.resend_rate = resend_rate
+        self.burst = burst
+        self._blocks = _Blocks(min_block, max_block)
+        self._shown_blocks: list[str] = []
+        self._shown_len = 0
+        self._hidden = 0  # characters of finished blocks that scrolled out of the window
+        self._parts: list[str] = []
+        self._unfed: list[str] = []
+        self._pending = False
+        self._t0: float | None = None
+        self._due = 0.0
+        self._created = False
+        self.filled = False
+        self.messages = 0
+        self.updates = 0
+        self.bytes_published = 0
+        self._last = ""
+
+    @property
+    def text(self) -> str:
+        """The answer's text so far."""
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def _push_block(self, block: str) -> None:
+        self._shown_blocks.append(block)
+        self._shown_len += len(block)
+        while len(self._shown_blocks) > 1 and self._shown_len > self.window:
+            dropped = self._shown_blocks.pop(0)
+            self._shown_len -= len(dropped)
+            self._hidden += len(dropped)
+
+    def _feed(self) -> None:
+        # Blocks are cut only when something is about to be shown: the cost stays per update,
+        # not per token.
+        if self._unfed:
+            text = "".join(self._unfed)
+            self._unfed.clear()
+            for block in self._blocks.feed(text):
+                self._push_block(block)
+
+    def _markdown(self) -> str:
+        self._feed()
+        parts = list(self._shown_blocks)
+        tail = self._blocks.tail
+        if tail.strip():
+            parts.append(close_open_markdown(tail))
+        if self._hidden:
+            parts.insert(
+                0, f"*… {self._hidden:,} characters above (the whole answer is shown when done)*"
+            )
+        return "\n\n".join(parts)
+
+    def _affordable(self, now: float) -> bool:
+        # Messages so far + this update + what the end will cost (blank + result) must fit the
+        # budget: ``burst`` plus one message per interval since the first delta.
+        cost = 1 if self._created else 2
+        spent = self.messages + cost + 2
+        start = self._t0 if self._t0 is not None else now
+        return spent <= self.burst + (now - start) / self.interval
+
+    def _flush(self, now: float) -> None:
+        md = self._markdown()
+        self._pending = False
+        if md == self._last:
+            return
+        self._send(md)
+        wait = max(self.interval, len(md) / self.resend_rate)
+        self._due = now + wait
+
+    def _send(self, md: str) -> None:
+        self.messages += 1 if self._created else 2
+        self._created = True
+        self.updates += 1
+        self.bytes_published += len(md.encode())
+        self._last = md
+        self.filled = bool(md)
+        self._publish_fn(md)
+
+    def start(self, meta: MetaLike) -> None:
+        pass
+
+    def delta(self, text: str) -> None:
+        if not text:
+            return
+        self._parts.append(text)
+        self._unfed.append(text)
+        self._pending = True
+        now = self._clock()
+        if self._t0 is None:
+            self._t0 = now
+            self._flush(now)
+        elif now >= self._due and self._affordable(now):
+            self._flush(now)
+
+    def poll(self) -> bool:
+        """Publish pending text when due (for a timer while the stream stalls)."""
+        now = self._clock()
+        if self._pending and now >= self._due and self._affordable(now):
+            self._flush(now)
+            return True
+        return False
+
+    def tool_call(self, result: ToolResult) -> None:
+        self._feed()
+        cut = self._blocks.cut()
+        if cut:
+            self._push_block(cut)
+        self._push_block(tool_call_markdown(result))
+        now = self._clock()
+        if self._t0 is None:
+            self._t0 = now
+        self._flush(now)
+
+    def retrying(self, attempt: int, delay: float, reason: str) -> None:
+        pass
+
+    def error(self, message: str) -> None:
+        pass
+
+    def done(self, result: MetaLike | HasMeta | None = None) -> None:
+        pass
+
+    def clear(self) -> None:
+        """Blank the display (when it was filled)."""
+        if self.filled:
+            self._send("")
 
 
 # -- the bound result's reprs -----------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import pydantic
 
+from ._redact import redact
 from .errors import APIConnectionError, MistralError
 from .models import ChatCompletionResponse
 from .streaming import FINISH_INTERRUPTED, AsyncEventStream, EventStream
@@ -85,6 +86,7 @@ class ChatResult(ChatCompletionResponse):
     _tool_results: list[ToolResult] = pydantic.PrivateAttr(default_factory=list)
     _messages: list[dict[str, Any]] = pydantic.PrivateAttr(default_factory=list)
     _error: str | None = pydantic.PrivateAttr(default=None)
+    _show_footer: bool = pydantic.PrivateAttr(default=True)
 
     @property
     def text(self) -> str:
@@ -133,6 +135,9 @@ class ChatResult(ChatCompletionResponse):
     def __str__(self) -> str:
         return self.text
 
+    def __repr__(self) -> str:
+        return redact(super().__repr__())
+
     def provenance(self) -> dict[str, Any]:
         """Plain-JSON provenance for output metadata."""
         meta = self._meta
@@ -153,22 +158,26 @@ class ChatResult(ChatCompletionResponse):
     def _repr_markdown_(self) -> str:
         from .render import result_markdown
 
-        return result_markdown(self, footer=True)
+        return redact(result_markdown(self, footer=self._show_footer))
 
     def _repr_mimebundle_(
         self, include: Any = None, exclude: Any = None
     ) -> tuple[dict[str, str], dict[str, Any]]:
+        """Markdown and plain text of the answer; provenance in the output metadata."""
         from .render import result_markdown, result_plain
 
         return (
-            {"text/markdown": result_markdown(self, footer=True), "text/plain": result_plain(self)},
+            {
+                "text/markdown": redact(result_markdown(self, footer=self._show_footer)),
+                "text/plain": redact(result_plain(self)),
+            },
             {"mistral_magic": self.provenance()},
         )
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         from .render import result_plain
 
-        printer.text("ChatResult(...)" if cycle else result_plain(self))
+        printer.text("ChatResult(...)" if cycle else redact(result_plain(self)))
 
 
 def content_text(content: Any) -> str:
@@ -337,10 +346,10 @@ class _TurnState:
         params["messages"] = self.messages
         if self.request.tools is not None and self.request.tools.specs:
             params["tools"] = self.request.tools.specs
-            if self.rounds > 0 and params.get("tool_choice") in {"any", "required"}:
+            choice = params.get("tool_choice")
+            forced = isinstance(choice, dict) or choice in ("any", "required")
+            if self.rounds > 0 and forced:
                 # Forcing a call again after the results came back would loop for ever.
-                params["tool_choice"] = "auto"
-            if self.rounds > 0 and isinstance(params.get("tool_choice"), dict):
                 params["tool_choice"] = "auto"
         params["on_retry"] = self.on_retry
         return params
@@ -363,7 +372,8 @@ class _TurnState:
         message = choice.message if choice is not None else None
         tool_calls = message.tool_calls if message is not None else None
         if message is not None:
-            assistant: dict[str, Any] = {"role": "assistant", "content": content_text(message.content)}
+            content = content_text(message.content)
+            assistant: dict[str, Any] = {"role": "assistant", "content": content}
             if tool_calls:
                 assistant["tool_calls"] = [call.model_dump(mode="json") for call in tool_calls]
             self.messages.append(assistant)
@@ -420,7 +430,8 @@ class _TurnState:
                 result._parsed = json.loads(text)
         except (ValueError, pydantic.ValidationError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            result._parse_error = f"the answer is not valid {'for the schema' if request.schema is not None else 'JSON'}: {first}"
+            what = "for the schema" if request.schema is not None else "JSON"
+            result._parse_error = f"the answer is not valid {what}: {first}"
 
 
 def run_turn(
@@ -557,7 +568,8 @@ def _partial(
 ) -> ChatCompletionResponse:
     if stream is not None:
         stream.mark_interrupted(reason)
-        return stream.response
+        response: ChatCompletionResponse = stream.response
+        return response
     return ChatCompletionResponse.model_validate(
         {
             "id": "",

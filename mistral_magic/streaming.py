@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -117,7 +117,7 @@ class ResponseAccumulator(Generic[R]):
                             and choice.index == 0
                         ):
                             fast += 1
-                            append(content)  # type: ignore[arg-type]
+                            append(content)
                             continue
             add(chunk)
         self.chunks += fast
@@ -142,9 +142,9 @@ class ResponseAccumulator(Generic[R]):
                     parts = self._content.get(index)
                     if parts is None:
                         parts = self._content[index] = []
-                    parts.append(text)  # type: ignore[arg-type]
+                    parts.append(text)
                     if index == 0:
-                        added = text  # type: ignore[assignment]
+                        added = text
             if delta.tool_calls:
                 self._add_tool_calls(index, delta.tool_calls)
             if choice.finish_reason is not None or index not in self._finish:
@@ -236,6 +236,8 @@ def _field(item: Any, name: str) -> Any:
 
 #: events validated per call on the fast path
 _BATCH = 16
+#: bytes read after [DONE] at most, to reach the end of the body and keep the connection
+_DRAIN_LIMIT = 65536
 _EVENT_BATCH = pydantic.TypeAdapter(list[CompletionEvent])
 
 
@@ -311,18 +313,21 @@ class _StreamBase(Generic[R]):
             or None
         )
 
-    def _decode(self, data: bytes, *, eof: bool = False) -> list[bytes | list[str]]:
+    def _decode(self, data: bytes, *, eof: bool = False) -> Sequence[bytes | list[str]]:
         """Split one network read into pieces to validate: JSON-array batches or payload lists."""
         if self.first_byte_at is None:
             self.first_byte_at = time.monotonic()
-        if self._fast and not eof:
-            batches = self._fast_batch(data)
-            if batches is not None:
-                return batches
-        if eof and self._tail:
-            self._decoder.feed(self._tail)
-            self._tail = b""
-        sse = self._decoder.flush() if eof else self._decoder.feed(data)
+        if self._fast:
+            if not eof:
+                batches = self._fast_batch(data)
+                if batches is not None:
+                    return batches
+            # The fast path gave up (or the stream ended): the bytes it buffered, which
+            # already include ``data``, go to the general decoder.
+            data, self._tail = self._tail, b""
+        sse = self._decoder.feed(data) if data else []
+        if eof:
+            sse += self._decoder.flush()
         payloads = []
         for event in sse:
             if event.data == DONE:
@@ -349,6 +354,9 @@ class _StreamBase(Generic[R]):
         end = buffer.rfind(b"\n\n")
         if end < 0:
             self._tail = buffer
+            if b"\r" in data:  # CR or CRLF line ends never produce "\n\n": decode generally
+                self._fast = False
+                return None
             return []
         head, self._tail = buffer[: end + 2], buffer[end + 2 :]
         if head.endswith(b"data: [DONE]\n\n"):
@@ -366,8 +374,7 @@ class _StreamBase(Generic[R]):
         ):
             self._fast = False
             self._finished = False
-            self._decoder.feed(head + self._tail)
-            self._tail = b""
+            self._tail = buffer
             return None
         if events <= _BATCH:
             return [b'[{"data":' + body.replace(b"\n\ndata: ", b'},{"data":') + b"}]"]
@@ -471,14 +478,22 @@ class EventStream(_StreamBase[R]):
 
     def _generate(self) -> Iterator[CompletionEvent]:
         try:
+            drained = 0
             for data in self._response.iter_bytes():
+                if self._finished:
+                    # After [DONE]: read the end of the body (the last chunk marker) so that
+                    # the connection goes back to the pool instead of being dropped.
+                    drained += len(data)
+                    if drained > _DRAIN_LIMIT:
+                        break
+                    continue
                 for piece in self._decode(data):
                     events, error = self._check(piece)
                     yield from events
                     if error is not None:
                         raise error
-                if self._finished:
-                    return
+            if self._finished:
+                return
             for piece in self._decode(b"", eof=True):
                 events, error = self._check(piece)
                 yield from events
@@ -499,12 +514,14 @@ class EventStream(_StreamBase[R]):
         return next(self._events)
 
     def close(self) -> None:
-        """Close the HTTP response (idempotent)."""
+        """Close the HTTP response (idempotent); iterating afterwards just ends."""
         if not self._closed:
             self._closed = True
             if not self._finished:
                 self.mark_interrupted()
             self._response.close()
+            if not self._events.gi_running:  # not called from the generator's own cleanup
+                self._events.close()
             if self._on_close is not None:
                 self._on_close()
 
@@ -541,15 +558,21 @@ class AsyncEventStream(_StreamBase[R]):
 
     async def _generate(self) -> AsyncIterator[CompletionEvent]:
         try:
+            drained = 0
             async for data in self._response.aiter_bytes():
+                if self._finished:  # after [DONE]: drain so the connection is reused
+                    drained += len(data)
+                    if drained > _DRAIN_LIMIT:
+                        break
+                    continue
                 for piece in self._decode(data):
                     events, error = self._check(piece)
                     for event in events:
                         yield event
                     if error is not None:
                         raise error
-                if self._finished:
-                    return
+            if self._finished:
+                return
             for piece in self._decode(b"", eof=True):
                 events, error = self._check(piece)
                 for event in events:
@@ -571,14 +594,18 @@ class AsyncEventStream(_StreamBase[R]):
         return await self._events.__anext__()
 
     async def aclose(self) -> None:
-        """Close the HTTP response (idempotent)."""
+        """Close the HTTP response (idempotent); iterating afterwards just ends."""
         if not self._closed:
             self._closed = True
             if not self._finished:
                 self.mark_interrupted()
-            await self._response.aclose()
-            if self._on_close is not None:
-                self._on_close()
+            try:
+                await self._response.aclose()
+            finally:
+                if not self._events.ag_running:  # not called from the generator's cleanup
+                    await self._events.aclose()
+                if self._on_close is not None:
+                    self._on_close()
 
     async def __aenter__(self) -> AsyncEventStream[R]:
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import ipaddress
 import json
@@ -17,7 +19,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from . import _payloads as P
 from ._model import generate
@@ -58,12 +60,22 @@ class FaultPlan:
         return {"kind": self.kind, "times": self.remaining, **self.params}
 
 
+_GRANT_REFRESH = "refresh_token"
+_GRANT_JWT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
 @dataclass
 class _State:
     token_delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
     faults: deque[FaultPlan] = field(default_factory=deque)
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=_MAX_LOG))
+    # OAuth token endpoint (POST /token): answers so far, pause before answering, lifetime
+    oauth_log: list[dict[str, Any]] = field(default_factory=list)
+    oauth_issued: int = 0
+    oauth_delay: float = 0.0
+    oauth_expires_in: int = 3600
+    accepted: int = 0  # TCP connections accepted (keep-alive checks)
 
     def inject(self, kind: str, times: int = 1, **params: Any) -> None:
         if kind not in FAULT_PARAMS:
@@ -144,6 +156,8 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.conn_lock:
             self.server.connections.add(self.connection)
+        with self.server.state.lock:
+            self.server.state.accepted += 1
 
     def finish(self) -> None:
         try:
@@ -224,6 +238,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/_emulator/"):
             self._control(path, raw)
             return
+        if path == "/token":
+            self._oauth_token(raw)
+            return
         try:
             parsed: Any = json.loads(raw) if raw else None
         except ValueError:
@@ -300,6 +317,51 @@ class _Handler(BaseHTTPRequestHandler):
                        content_type="text/html; charset=utf-8")  # fmt: skip
             return True
         return False
+
+    def _oauth_token(self, raw: bytes) -> None:
+        """A Google-style OAuth 2 token endpoint, enough for google-auth's refresh flows.
+
+        ``grant_type=refresh_token`` (authorized_user ADC) or the JWT-bearer grant (service
+        account); answers ``emu-token-N`` with N counting up. ``?delay=s`` or the configured
+        ``oauth_delay`` pauses before answering; ``?expires_in=s`` overrides the lifetime.
+        """
+        state = self.server.state
+        query = parse_qs(self.path.partition("?")[2])
+        form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+        entry: dict[str, Any] = {"method": self.command, "form": form}
+        grant = form.get("grant_type")
+        if grant == _GRANT_JWT:
+            entry["claims"] = _jwt_claims(form.get("assertion", ""))
+        with state.lock:
+            state.oauth_log.append(entry)
+            delay = state.oauth_delay
+            expires_in = state.oauth_expires_in
+        if "delay" in query:
+            delay = float(query["delay"][0])
+        if "expires_in" in query:
+            expires_in = int(query["expires_in"][0])
+        if self.command != "POST":
+            self._send(405, {"error": "invalid_request", "error_description": "POST only"})
+            return
+        if grant == _GRANT_REFRESH:
+            missing = [k for k in ("refresh_token", "client_id") if not form.get(k)]
+        elif grant == _GRANT_JWT:
+            missing = [] if entry["claims"] else ["assertion"]
+        else:
+            self._send(400, {"error": "unsupported_grant_type",
+                             "error_description": f"grant_type {grant!r}"})  # fmt: skip
+            return
+        if missing:
+            self._send(400, {"error": "invalid_request",
+                             "error_description": f"missing {', '.join(missing)}"})  # fmt: skip
+            return
+        if delay > 0:
+            time.sleep(delay)
+        with state.lock:
+            state.oauth_issued += 1
+            token = f"emu-token-{state.oauth_issued}"
+        entry["issued"] = token
+        self._send(200, {"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})
 
     def _models(self) -> None:
         plan = self.server.state.take(_MODELS_KINDS)
@@ -470,6 +532,15 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.log.clear()
             self._send(200, {"ok": True})
+        elif key == ("POST", "/_emulator/config") and isinstance(data, dict) and (
+            "oauth_delay" in data and "token_delay" not in data
+        ):
+            delay = data.get("oauth_delay")
+            if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
+                self._send(400, {"error": 'expected {"oauth_delay": <seconds >= 0>}'})
+                return
+            state.oauth_delay = float(delay)
+            self._send(200, {"oauth_delay": state.oauth_delay})
         elif key == ("POST", "/_emulator/config"):
             delay = data.get("token_delay") if isinstance(data, dict) else None
             if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
@@ -481,6 +552,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {"token_delay": state.token_delay})
         else:
             self._send(404, {"error": f"no control endpoint {self.command} {path}"})
+
+
+def _jwt_claims(assertion: str) -> dict[str, Any]:
+    """Claims of a JWT (signature not checked: the emulator trusts any key)."""
+    parts = assertion.split(".")
+    if len(parts) != 3:
+        return {}
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 class EmulatorHandle:
@@ -556,6 +640,40 @@ class EmulatorHandle:
         """Empty the request log."""
         with self._state.lock:
             self._state.log.clear()
+
+    @property
+    def token_requests(self) -> list[dict[str, Any]]:
+        """Calls of the OAuth endpoint ``POST /token``: method, form fields, JWT claims and
+        the token issued (absent when the call was refused)."""
+        with self._state.lock:
+            return [dict(e) for e in self._state.oauth_log]
+
+    def clear_token_requests(self) -> None:
+        """Empty the OAuth call log (issued token numbers keep counting up)."""
+        with self._state.lock:
+            self._state.oauth_log.clear()
+
+    def set_oauth(self, *, delay: float | None = None, expires_in: int | None = None) -> None:
+        """Pause of ``POST /token`` before it answers, and the ``expires_in`` it returns."""
+        with self._state.lock:
+            if delay is not None:
+                if delay < 0:
+                    raise ValueError("delay must be >= 0")
+                self._state.oauth_delay = float(delay)
+            if expires_in is not None:
+                self._state.oauth_expires_in = int(expires_in)
+
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted since the start (shows whether clients keep them alive)."""
+        with self._state.lock:
+            return self._state.accepted
+
+    @property
+    def open_connections(self) -> int:
+        """TCP connections currently open."""
+        with self._server.conn_lock:
+            return len(self._server.connections)
 
     @property
     def token_delay(self) -> float:
