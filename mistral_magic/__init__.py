@@ -123,6 +123,12 @@ def unload_ipython_extension(ipython: Any) -> None:
         manager.magics[kind].pop("mistral", None)
     for instance in list(manager.registry.values()):
         if type(instance).__name__ == "MistralMagics":
+            callback = getattr(instance, "_pre_run_cell", None)
+            if callback is not None:
+                try:
+                    ipython.events.unregister("pre_run_cell", callback)
+                except ValueError:
+                    pass
             for client in instance._clients.values():
                 client.close()
             if instance.emulator is not None:

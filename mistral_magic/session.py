@@ -393,6 +393,13 @@ class _TurnState:
             for call in message.tool_calls
         ]
 
+    def keep_partial(self, response: ChatCompletionResponse) -> None:
+        """Put the partial answer the user saw into the turn's messages (history)."""
+        choice = response.choices[0] if response.choices else None
+        text = content_text(choice.message.content) if choice and choice.message else ""
+        if text:
+            self.messages.append({"role": "assistant", "content": text})
+
     def add_tool_result(self, result: ToolResult) -> None:
         self.tool_results.append(result)
         self.messages.append(tool_message(result))
@@ -472,6 +479,7 @@ def run_turn(
                         observer.delta(text)
         except KeyboardInterrupt:
             partial = _partial(stream, state)
+            state.keep_partial(partial)
             result = state.finish(partial)
             observer.done(result)
             raise TurnInterrupted(result) from None
@@ -536,6 +544,7 @@ async def run_turn_async(
                 stream.mark_interrupted("stopped")
                 await stream.aclose()
             partial = _partial(stream, state, reason="stopped")
+            state.keep_partial(partial)
             result = state.finish(partial)
             observer.done(result)
             raise TurnInterrupted(result) from None
@@ -568,7 +577,11 @@ def _partial(
 ) -> ChatCompletionResponse:
     if stream is not None:
         stream.mark_interrupted(reason)
-        response: ChatCompletionResponse = stream.response
+        response = stream.response
+        for choice in response.choices:
+            # The stream may already have recorded a plain interruption when it was closed.
+            if choice.finish_reason == FINISH_INTERRUPTED:
+                choice.finish_reason = reason
         return response
     return ChatCompletionResponse.model_validate(
         {

@@ -244,7 +244,9 @@ def test_interrupt_in_terminal_mode(
 # -- secrets ------------------------------------------------------------------------------------
 
 
-def test_secrets_never_displayed(ipshell: Any, emulator: Any, monkeypatch: Any, capsys: Any) -> None:
+def test_secrets_never_displayed(
+    ipshell: Any, emulator: Any, monkeypatch: Any, capsys: Any
+) -> None:
     key = "sk-secret-0123456789abcdefghij"
     monkeypatch.setenv("MISTRAL_API_KEY", key)
 
