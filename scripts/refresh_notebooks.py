@@ -2,16 +2,20 @@
 
 Command (from the repository root):
 
-    /work/venv/bin/python scripts/refresh_notebooks.py            # every notebooks/*.ipynb
-    /work/venv/bin/python scripts/refresh_notebooks.py 01 05      # only the names containing 01 or 05
+    /work/venv/bin/python scripts/refresh_notebooks.py          # every notebooks/*.ipynb
+    /work/venv/bin/python scripts/refresh_notebooks.py 01 05    # names containing 01 or 05
 
 Each notebook is executed in place with nbclient: a fresh kernel from this interpreter, cwd
-``notebooks/``, 120 s per cell. Cells tagged ``raises-exception`` may fail (their error is the stored
-output); any other error aborts the refresh of that notebook and leaves the file untouched. Cells
-tagged ``nbval-skip`` (they need real credentials) are not run and keep no outputs. The notebooks
-start the bundled emulator themselves (``%mistral emulator``), so this runs offline. Variables that
-would point the notebooks at a real service (``MISTRAL_*``, ``GOOGLE_*``) are removed from the
-kernel's environment so the stored outputs are the same on every machine.
+``notebooks/``, 120 s per cell. Cells tagged ``raises-exception`` may fail (their error is the
+stored output); any other error aborts the refresh of that notebook and leaves the file
+untouched. Cells tagged ``nbval-skip`` need real credentials: they are not run and keep no
+outputs. The notebooks start the bundled emulator themselves (``%mistral emulator``), so this
+runs offline. Variables that would point the notebooks at a real service (``MISTRAL_*``,
+``GOOGLE_*``) are removed from the kernel's environment, as the root ``conftest.py`` does for
+nbval, so the stored outputs are the same on every machine.
+
+Then check: ``/work/venv/bin/pytest -q notebooks/`` (nbval, strict, with
+``notebooks/nbval_sanitize.cfg``).
 """
 
 from __future__ import annotations
@@ -79,8 +83,12 @@ def refresh(path: Path) -> float:
         timeout=CELL_TIMEOUT,
         resources={"metadata": {"path": str(NOTEBOOKS)}},
         record_timing=False,
+        # The panel's static transcript is what a viewer without widgets shows; widget state
+        # would only add ids that change on every run.
+        store_widget_state=False,
     )
     client.execute()
+    nb.metadata.pop("widgets", None)
     nbformat.validate(nb)
     nbformat.write(nb, path)
     return time.perf_counter() - start
@@ -100,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             seconds = refresh(path)
         except CellExecutionError as exc:
             failed += 1
-            print(f"FAILED  {path.name}\n{exc}", file=sys.stderr)
+            print(f"FAILED  {path.name}\n{exc}", file=sys.stderr)  # noqa: T201
             continue
-        print(f"ok      {path.name}  ({seconds:.1f} s)")
+        print(f"ok      {path.name}  ({seconds:.1f} s)")  # noqa: T201
     return 1 if failed else 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,8 @@ SECRETS = {"MISTRAL_API_KEY": FAKE_API_KEY, "GOOGLE_OAUTH_ACCESS_TOKEN": FAKE_AC
 # A secret may also leak cut short or re-encoded: look for its distinctive middle too
 # (masked forms such as ``sk-…Zx4`` keep only the prefix and the last 4 characters).
 NEEDLES = {
-    FAKE_API_KEY: ("FAKEmistralKEY0000leakcanary",),
-    FAKE_ACCESS_TOKEN: ("FAKEgoogleTOKEN0000leakcanary",),
+    FAKE_API_KEY: ("FAKEmistralKEY", "leakcanary7Q2w"),
+    FAKE_ACCESS_TOKEN: ("FAKEgoogleTOKEN", "leakcanary3Rt8"),
 }
 SKIP_TAG = "nbval-skip"
 CELL_TIMEOUT = 120
@@ -135,7 +134,11 @@ def test_notebook_leaks_no_secret(path: Path, tmp_path: Path) -> None:
 def test_kernel_sees_the_fake_secrets(tmp_path: Path) -> None:
     """The check above is not vacuous: the kernel has the secrets and the package uses them."""
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = [
         nbformat.v4.new_code_cell(
             "import os; print(sorted(k for k in os.environ if k in "
