@@ -68,11 +68,13 @@ def official(client: Any, url: str) -> int:
 Way = tuple[str, Callable[[Any, str], int], Any]
 
 
-def measure(ways: list[Way], url: str, expected: int, repeat: int) -> dict[str, tuple[float, float]]:
+def measure(
+    ways: list[Way], url: str, expected: int, repeat: int
+) -> dict[str, tuple[float, float]]:
     """Median CPU and wall seconds per way; runs are interleaved so that load hits all alike."""
     cpu: dict[str, list[float]] = {name: [] for name, _, _ in ways}
     wall: dict[str, list[float]] = {name: [] for name, _, _ in ways}
-    for name, fn, client in ways:  # warm up imports, pools and connections
+    for _, fn, client in ways:  # warm up imports, pools and connections
         fn(client, url)
     for _ in range(repeat):
         for name, fn, client in ways:
@@ -115,7 +117,8 @@ def main() -> None:
         print(f"{args.chunks} chunks, median of {args.repeat} runs")
         print(f"{'way':<34}{'CPU s':>8}{'wall s':>9}{'CPU x floor':>13}{'wall x floor':>14}")
         for name, (cpu, wall) in results.items():
-            print(f"{name:<34}{cpu:>8.3f}{wall:>9.3f}{cpu / base_cpu:>13.2f}{wall / base_wall:>14.2f}")
+            ratios = f"{cpu / base_cpu:>13.2f}{wall / base_wall:>14.2f}"
+            print(f"{name:<34}{cpu:>8.3f}{wall:>9.3f}{ratios}")
     finally:
         server.kill()
 

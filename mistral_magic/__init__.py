@@ -11,6 +11,7 @@ ipywidgets nor IPython is imported until needed.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -125,10 +126,8 @@ def unload_ipython_extension(ipython: Any) -> None:
         if type(instance).__name__ == "MistralMagics":
             callback = getattr(instance, "_pre_run_cell", None)
             if callback is not None:
-                try:
+                with contextlib.suppress(ValueError):
                     ipython.events.unregister("pre_run_cell", callback)
-                except ValueError:
-                    pass
             for client in instance._clients.values():
                 client.close()
             if instance.emulator is not None:

@@ -134,9 +134,18 @@ def is_retryable_status(status: int, override: list[str] | None = None) -> bool:
     return False
 
 
+#: A read timeout means the request reached the service and it may be generating (and billing)
+#: an answer: sending it again could pay twice, so it is reported, not retried.
+_NOT_RETRIED_NAMES = frozenset({"ReadTimeout"})
+
+
 def is_retryable_exception(exc: BaseException) -> bool:
-    """Whether ``exc`` is a connection failure or timeout (httpx, httpx2, OS or ours)."""
-    return any(cls.__name__ in _TRANSPORT_NAMES for cls in type(exc).__mro__)
+    """Whether ``exc`` is a connection failure or timeout (httpx, httpx2, OS or ours).
+
+    Read timeouts are excluded: the request may already be running on the service.
+    """
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & _TRANSPORT_NAMES) and not (names & _NOT_RETRIED_NAMES)
 
 
 class RetryState:

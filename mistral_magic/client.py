@@ -41,6 +41,7 @@ from .errors import (
     SDKError,
     connection_error,
     error_from_response,
+    timeout_error,
 )
 from .models import ChatCompletionResponse, ModelList, build_request
 from .streaming import AsyncEventStream, EventStream
@@ -273,10 +274,22 @@ class _BaseClient:
 
     @staticmethod
     def _transport_error(
-        exc: BaseException, endpoint: _Endpoint, attempts: int
+        exc: BaseException,
+        endpoint: _Endpoint,
+        attempts: int,
+        http: httpx.Client | httpx.AsyncClient,
+        timeout: Any,
     ) -> APIConnectionError:
         url = httpx.URL(endpoint.url)
         host = f"{url.host}:{url.port}" if url.port else url.host
+        if isinstance(exc, httpx.TimeoutException):
+            limits = timeout if isinstance(timeout, httpx.Timeout) else http.timeout
+            phase = {
+                httpx.ConnectTimeout: limits.connect,
+                httpx.WriteTimeout: limits.write,
+                httpx.PoolTimeout: limits.pool,
+            }.get(type(exc), limits.read)
+            return timeout_error(exc, url_host=host, timeout_s=phase, attempts=attempts)
         return connection_error(exc, url_host=host, attempts=attempts)
 
     def _request(self, http: httpx.Client | httpx.AsyncClient, endpoint: _Endpoint,
@@ -324,7 +337,9 @@ class _BaseClient:
             except httpx.TransportError as exc:
                 delay = policy.next_delay(exc=exc)
                 if delay is None:
-                    raise self._transport_error(exc, endpoint, policy.attempts) from None
+                    raise self._transport_error(
+                        exc, endpoint, policy.attempts, http, timeout
+                    ) from None
                 self._before_retry(on_retry, policy.attempts + 1, delay, type(exc).__name__)
                 time.sleep(delay)
                 continue
@@ -379,7 +394,9 @@ class _BaseClient:
             except httpx.TransportError as exc:
                 delay = policy.next_delay(exc=exc)
                 if delay is None:
-                    raise self._transport_error(exc, endpoint, policy.attempts) from None
+                    raise self._transport_error(
+                        exc, endpoint, policy.attempts, http, timeout
+                    ) from None
                 self._before_retry(on_retry, policy.attempts + 1, delay, type(exc).__name__)
                 await asyncio.sleep(delay)
                 continue

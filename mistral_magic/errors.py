@@ -81,8 +81,9 @@ class MistralError(Exception):
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
-        self.hint = hint
+        # Attributes are redacted too: callers read .message and .hint directly.
+        self.message = redact(message)
+        self.hint = redact(hint) if hint else hint
 
     def __str__(self) -> str:
         text = self.message
@@ -143,7 +144,7 @@ class SDKError(APIError):
     ) -> None:
         super().__init__(message, hint=hint)
         self.status_code = status_code
-        self.body = body
+        self.body = redact(body)
         self.headers = headers if headers is not None else {}
         self.raw_response = raw_response
         self.attempts = attempts
@@ -210,7 +211,7 @@ class StreamError(APIError):
 
     def __init__(self, message: str, *, data: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
-        self.data = data
+        self.data = redact(data) if data else data
 
 
 class APIConnectionError(MistralError):

@@ -577,7 +577,7 @@ def _partial(
 ) -> ChatCompletionResponse:
     if stream is not None:
         stream.mark_interrupted(reason)
-        response = stream.response
+        response: ChatCompletionResponse = stream.response
         for choice in response.choices:
             # The stream may already have recorded a plain interruption when it was closed.
             if choice.finish_reason == FINISH_INTERRUPTED:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -251,6 +251,7 @@ def parse_event_data(data: str) -> CompletionEvent:
 
 def _stream_error(data: str, exc: Exception) -> StreamError:
     """An error object sent inside the stream, or a chunk that does not parse."""
+    data = _redact.redact(data)  # an echoed key must not reach .message / .data
     try:
         payload = json.loads(data)
     except ValueError:
@@ -476,7 +477,7 @@ class EventStream(_StreamBase[R]):
         super().__init__(response, response_class=response_class, on_close=on_close)
         self._events = self._generate()
 
-    def _generate(self) -> Iterator[CompletionEvent]:
+    def _generate(self) -> Generator[CompletionEvent, None, None]:
         try:
             drained = 0
             for data in self._response.iter_bytes():
@@ -510,6 +511,15 @@ class EventStream(_StreamBase[R]):
     def __iter__(self) -> Iterator[CompletionEvent]:
         return self._events
 
+    def __del__(self) -> None:
+        # A stream dropped without being read to the end or closed must not keep its
+        # connection checked out of the pool forever.
+        try:
+            if not self._closed:
+                self._response.close()
+        except Exception:  # nothing sensible to do while being collected
+            pass
+
     def __next__(self) -> CompletionEvent:
         return next(self._events)
 
@@ -520,7 +530,7 @@ class EventStream(_StreamBase[R]):
             if not self._finished:
                 self.mark_interrupted()
             self._response.close()
-            if not self._events.gi_running:  # not called from the generator's own cleanup
+            if not getattr(self._events, "gi_running", False):  # not from its own cleanup
                 self._events.close()
             if self._on_close is not None:
                 self._on_close()
@@ -556,7 +566,7 @@ class AsyncEventStream(_StreamBase[R]):
         super().__init__(response, response_class=response_class, on_close=on_close)
         self._events = self._generate()
 
-    async def _generate(self) -> AsyncIterator[CompletionEvent]:
+    async def _generate(self) -> AsyncGenerator[CompletionEvent, None]:
         try:
             drained = 0
             async for data in self._response.aiter_bytes():
@@ -602,7 +612,7 @@ class AsyncEventStream(_StreamBase[R]):
             try:
                 await self._response.aclose()
             finally:
-                if not self._events.ag_running:  # not called from the generator's cleanup
+                if not getattr(self._events, "ag_running", False):  # not from its cleanup
                     await self._events.aclose()
                 if self._on_close is not None:
                     self._on_close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 # Before anything imports google.auth (it reads this once): never probe the GCE metadata server.
@@ -139,19 +140,29 @@ def ipshell(emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch):  # type:
     monkeypatch.setattr(shell, "display_pub", recorder)
     shell.run_line_magic("load_ext", "mistral_magic")
     magics = shell.magics_manager.registry["MistralMagics"]
-    magics.session_settings.clear()
-    magics.usage.clear()
-    for trait, value in (("backend", ""), ("model", ""), ("stream_mode", "auto"),
-                         ("stream", True), ("retries", -1), ("footer", True),
-                         ("server_url", ""), ("project", ""), ("region", "")):
-        setattr(magics, trait, value)
-    conversations.reset()
+    defaults = {name: trait.default() for name, trait in magics.traits(config=True).items()}
+
+    def reset() -> None:
+        magics.session_settings.clear()
+        magics.usage.clear()
+        for trait, value in defaults.items():
+            setattr(magics, trait, value)
+        conversations.reset()
+
+    reset()
     for name in [n for n in shell.user_ns if n in ("_mistral", "ans") or n.startswith("t_")]:
         del shell.user_ns[name]
+    before = set(shell.user_ns)
+    # %config writes into the shell's config too, which later MistralMagics instances read.
+    saved_config = copy.deepcopy(shell.config.MistralMagics)
     shell.recorder = recorder
     shell.mistral_magics = magics
     yield shell
-    conversations.reset()
+    # The shell is a process-wide singleton: leave it as we found it for later tests.
+    for name in set(shell.user_ns) - before:
+        del shell.user_ns[name]
+    shell.config["MistralMagics"] = saved_config
+    reset()
 
 
 # --------------------------------------------------------------------------- network guard

@@ -15,12 +15,11 @@ from typing import Any
 
 import pytest
 
+from conftest import ACCESS_TOKEN, API_KEY, PROJECT
 from mistral_magic.client import Mistral, MistralGCP
 from mistral_magic.emulator import EmulatorHandle
 from mistral_magic.errors import APIConnectionError, ConfigError, MistralError, SDKError
 from mistral_magic.utils import BackoffStrategy, RetryConfig
-
-from conftest import ACCESS_TOKEN, API_KEY, PROJECT
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
 MSGS = [{"role": "user", "content": "Name a painter."}]
@@ -120,8 +119,9 @@ def test_static_token_and_api_key(emulator: EmulatorHandle) -> None:
 
 
 def test_bearer_prefix_not_doubled(emulator: EmulatorHandle) -> None:
-    v = MistralGCP(project_id=PROJECT, access_token="Bearer " + ACCESS_TOKEN,
-                   server_url=emulator.url)  # fmt: skip
+    v = MistralGCP(
+        project_id=PROJECT, access_token="Bearer " + ACCESS_TOKEN, server_url=emulator.url
+    )
     v.chat.complete(model=VMODEL, messages=MSGS)
     assert bearer_of(emulator.requests[0]) == f"Bearer {ACCESS_TOKEN}"
 
@@ -220,8 +220,10 @@ def test_expired_token_is_refreshed(user_adc: Path, emulator: EmulatorHandle) ->
     first, second = issued(emulator)
     assert first != second
     assert [bearer_of(r) for r in emulator.requests] == [
-        f"Bearer {first}", f"Bearer {second}", f"Bearer {second}"
-    ]  # fmt: skip
+        f"Bearer {first}",
+        f"Bearer {second}",
+        f"Bearer {second}",
+    ]
 
 
 def test_short_lived_token_is_refreshed(user_adc: Path, emulator: EmulatorHandle) -> None:
@@ -243,8 +245,10 @@ def test_401_refreshes_once_then_succeeds(user_adc: Path, emulator: EmulatorHand
     old_again, new = issued(emulator)
     assert old_again == old and new != old
     assert [bearer_of(r) for r in emulator.requests] == [
-        f"Bearer {old}", f"Bearer {old}", f"Bearer {new}"
-    ]  # fmt: skip
+        f"Bearer {old}",
+        f"Bearer {old}",
+        f"Bearer {new}",
+    ]
     # streams too
     emulator.inject("reject_token", token=new)
     assert list(client.chat.stream(model=VMODEL, messages=MSGS))
@@ -444,10 +448,17 @@ def test_secrets_never_leak(
     texts += [repr(adc._tokens()), repr(v._tokens()), repr(m._tokens())]
 
     # 401 bodies that echo the credential
-    for client, model, secret in ((m, MMODEL, API_KEY), (v, VMODEL, ACCESS_TOKEN),
-                                  (adc, VMODEL, new_token)):  # fmt: skip
-        emulator.inject("status", times=2 if client is adc else 1, status=401,
-                        message=f"invalid credential {secret} (Bearer {secret})")  # fmt: skip
+    for client, model, secret in (
+        (m, MMODEL, API_KEY),
+        (v, VMODEL, ACCESS_TOKEN),
+        (adc, VMODEL, new_token),
+    ):
+        emulator.inject(
+            "status",
+            times=2 if client is adc else 1,
+            status=401,
+            message=f"invalid credential {secret} (Bearer {secret})",
+        )
         with pytest.raises(SDKError) as info:
             client.chat.complete(model=model, messages=MSGS, retries=FAST)
         texts += _texts_of(info.value)
@@ -461,8 +472,9 @@ def test_secrets_never_leak(
         list(m.chat.stream(model=MMODEL, messages=MSGS))
     texts += _texts_of(info2.value)
     # connection errors, with the credential in server_url's user info for good measure
-    dead = MistralGCP(project_id=PROJECT, access_token=ACCESS_TOKEN,
-                      server_url="http://127.0.0.1:9")  # fmt: skip
+    dead = MistralGCP(
+        project_id=PROJECT, access_token=ACCESS_TOKEN, server_url="http://127.0.0.1:9"
+    )
     with pytest.raises(APIConnectionError) as info3:
         dead.chat.complete(model=VMODEL, messages=MSGS, retries=FAST)
     texts += _texts_of(info3.value)
@@ -475,3 +487,34 @@ def test_secrets_never_leak(
     _assert_clean(texts, *secrets)
     for client in (v, m, adc, dead):
         client.close()
+
+
+# --------------------------------------------------------------------------- the emulator's /token
+
+
+def test_emulator_token_endpoint(emulator: EmulatorHandle) -> None:
+    import httpx
+
+    with httpx.Client(base_url=emulator.url) as http:
+        ok = http.post(
+            "/token?expires_in=60",
+            data={"grant_type": "refresh_token", "refresh_token": "r", "client_id": "c"},
+        )
+        assert ok.status_code == 200
+        body = ok.json()
+        assert body["token_type"] == "Bearer" and body["expires_in"] == 60
+        assert body["access_token"].startswith("emu-token-")
+        assert http.post("/token", data={"grant_type": "password"}).status_code == 400
+        missing = http.post("/token", data={"grant_type": "refresh_token", "client_id": "c"})
+        assert missing.status_code == 400 and "refresh_token" in missing.text
+        bad_jwt = http.post(
+            "/token",
+            data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": "x"},
+        )
+        assert bad_jwt.status_code == 400
+        assert http.get("/token").status_code == 405
+        config = http.post("/_emulator/config", json={"oauth_delay": 0.0})
+        assert config.json() == {"oauth_delay": 0.0}
+    calls = emulator.token_requests
+    assert len(calls) == 5 and [("issued" in c) for c in calls] == [True] + [False] * 4
+    assert emulator.requests == []  # OAuth calls stay out of the API request log

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import ACCESS_TOKEN, API_KEY, PROJECT, REGION
 from mistral_magic.client import Mistral, MistralGCP
 from mistral_magic.emulator import EmulatorHandle
 from mistral_magic.errors import (
@@ -23,8 +24,6 @@ from mistral_magic.errors import (
 from mistral_magic.models import ChatCompletionResponse, CompletionEvent, ModelList
 from mistral_magic.utils import BackoffStrategy, RetryConfig
 
-from conftest import ACCESS_TOKEN, API_KEY, PROJECT, REGION
-
 pytestmark = pytest.mark.usefixtures("loopback_only")
 MSGS = [{"role": "user", "content": "Say something about Paris."}]
 VMODEL = "mistral-small-2503"
@@ -34,9 +33,7 @@ NO_RETRY = RetryConfig("none", BackoffStrategy(1, 10, 1.5, 10_000), False)
 
 
 def vertex_path(model: str, method: str) -> str:
-    return (
-        f"/v1/projects/{PROJECT}/locations/{REGION}/publishers/mistralai/models/{model}:{method}"
-    )
+    return f"/v1/projects/{PROJECT}/locations/{REGION}/publishers/mistralai/models/{model}:{method}"
 
 
 def closed_port() -> int:
@@ -61,9 +58,11 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
 
 def test_seed_stream_example(emulator: EmulatorHandle, capsys: pytest.CaptureFixture[str]) -> None:
     s = MistralGCP(
-        region="europe-west4", project_id="my-project", access_token=ACCESS_TOKEN,
+        region="europe-west4",
+        project_id="my-project",
+        access_token=ACCESS_TOKEN,
         server_url=emulator.url,
-    )  # fmt: skip
+    )
     res = s.chat.stream(
         model="mistral-small-2503",
         messages=[
@@ -89,9 +88,11 @@ def test_seed_complete_example(
     emulator: EmulatorHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     s = MistralGCP(
-        region="europe-west4", project_id="my-project", access_token=ACCESS_TOKEN,
+        region="europe-west4",
+        project_id="my-project",
+        access_token=ACCESS_TOKEN,
         server_url=emulator.url,
-    )  # fmt: skip
+    )
     res = s.chat.complete(
         model="mistral-small-2503",
         messages=[
@@ -166,6 +167,7 @@ def test_async_complete_and_stream(
 
 def test_stream_context_manager_break_closes(vertex: MistralGCP, emulator: EmulatorHandle) -> None:
     emulator.set_token_delay(0.005)
+    before = emulator.open_connections
     with vertex.chat.stream(model=VMODEL, messages=MSGS) as stream:
         for _event in stream:
             break
@@ -175,7 +177,7 @@ def test_stream_context_manager_break_closes(vertex: MistralGCP, emulator: Emula
     # iterating a closed stream just ends
     assert list(stream) == []
     # the half-read connection is not reused: the emulator sees it go away
-    assert wait_for(lambda: emulator.open_connections <= 1)
+    assert wait_for(lambda: emulator.open_connections <= before)
     # and the client keeps working
     again = vertex.chat.complete(model=VMODEL, messages=MSGS)
     assert again.choices[0].message.content
@@ -418,9 +420,12 @@ def test_injected_clients_are_used_and_not_closed(emulator: EmulatorHandle) -> N
     http = httpx.Client(timeout=httpx.Timeout(42.0), event_hooks={"request": [seen.append]})
     ahttp = httpx.AsyncClient(timeout=httpx.Timeout(43.0))
     with MistralGCP(
-        project_id=PROJECT, access_token=ACCESS_TOKEN, server_url=emulator.url,
-        client=http, async_client=ahttp,
-    ) as client:  # fmt: skip
+        project_id=PROJECT,
+        access_token=ACCESS_TOKEN,
+        server_url=emulator.url,
+        client=http,
+        async_client=ahttp,
+    ) as client:
         assert client.http is http
         client.chat.complete(model=VMODEL, messages=MSGS)
         list(client.chat.stream(model=VMODEL, messages=MSGS))
@@ -460,3 +465,48 @@ def test_response_class(mistral: Mistral) -> None:
     assert isinstance(mistral.chat.complete(model=MMODEL, messages=MSGS, response_class=Mine), Mine)
     stream = mistral.chat.stream(model=MMODEL, messages=MSGS, response_class=Mine)
     assert isinstance(stream.until_done(), Mine)
+
+
+def test_abandoned_stream_releases_its_connection(emulator: EmulatorHandle) -> None:
+    """Streams opened and dropped unread must not exhaust the pool."""
+    import gc
+
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+    http = httpx.Client(limits=limits, timeout=httpx.Timeout(10.0, pool=2.0))
+    client = Mistral(api_key=API_KEY, server_url=emulator.url, client=http)
+    for _ in range(4):
+        client.chat.stream(model=MMODEL, messages=MSGS)  # never read, never closed
+        gc.collect()
+    assert client.chat.complete(model=MMODEL, messages=MSGS).choices
+    http.close()
+
+
+def test_timeout_message_names_the_limit(mistral: Mistral, emulator: EmulatorHandle) -> None:
+    emulator.inject("slow_first_byte", delay=1.0)
+    with pytest.raises(APITimeoutError) as info:
+        mistral.chat.complete(model=MMODEL, messages=MSGS, timeout_ms=150, retries=NO_RETRY)
+    assert "0.15 s" in str(info.value) and "timeout_ms" in str(info.value)
+
+
+def test_50_interrupted_streams_leak_nothing(vertex: MistralGCP, emulator: EmulatorHandle) -> None:
+    """KeyboardInterrupt mid-stream, 50 times: partial kept, response closed, no fd/thread left."""
+    import os
+    import threading
+
+    emulator.set_token_delay(0.002)
+    vertex.chat.complete(model=VMODEL, messages=MSGS)  # warm the pool
+    fds_before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    threads_before = threading.active_count()
+    for i in range(50):
+        stream = vertex.chat.stream(model=VMODEL, messages=MSGS, random_seed=i)
+        with pytest.raises(KeyboardInterrupt), stream:
+            for n, _event in enumerate(stream):
+                if n == 2:
+                    raise KeyboardInterrupt
+        assert stream.http_response.is_closed
+        partial = stream.response.choices[0]
+        assert partial.finish_reason == "interrupted" and partial.message.content
+    assert vertex.chat.complete(model=VMODEL, messages=MSGS).choices  # next request works
+    assert wait_for(lambda: threading.active_count() <= threads_before + 1)
+    if fds_before is not None:
+        assert len(os.listdir("/proc/self/fd")) <= fds_before + 2

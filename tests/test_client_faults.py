@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from conftest import ACCESS_TOKEN, API_KEY, PROJECT, REGION
 from mistral_magic.client import Mistral, MistralGCP
 from mistral_magic.emulator import EmulatorHandle
 from mistral_magic.errors import (
@@ -25,8 +26,6 @@ from mistral_magic.errors import (
 )
 from mistral_magic.utils import BackoffStrategy, RetryConfig
 
-from conftest import ACCESS_TOKEN, API_KEY, PROJECT, REGION
-
 pytestmark = pytest.mark.usefixtures("loopback_only")
 MSGS = [{"role": "user", "content": "Tell me about Monet."}]
 VMODEL = "mistral-small-2503"
@@ -38,9 +37,11 @@ BACKENDS = ["vertex", "mistral"]
 def fast(max_attempts: int | None = 5, *, budget_ms: int = 20_000) -> RetryConfig:
     """Retries without waiting long: 1 ms doubling to 10 ms, no jitter."""
     return RetryConfig(
-        "backoff", BackoffStrategy(1, 10, 2.0, budget_ms, jitter_ms=0), True,
+        "backoff",
+        BackoffStrategy(1, 10, 2.0, budget_ms, jitter_ms=0),
+        True,
         max_attempts=max_attempts,
-    )  # fmt: skip
+    )
 
 
 NO_RETRY = RetryConfig("none", BackoffStrategy(1, 1, 1.0, 1), False)
@@ -100,9 +101,11 @@ def test_config_errors() -> None:
 def test_422_is_http_validation_error(client: Any, emulator: EmulatorHandle) -> None:
     """A field the service rejects (our own validation bypassed by editing the body)."""
     endpoint = client._endpoint(
-        {"model": model_of(client), "messages": MSGS}, stream=False, server_url=None,
+        {"model": model_of(client), "messages": MSGS},
+        stream=False,
+        server_url=None,
         http_headers=None,
-    )  # fmt: skip
+    )
     endpoint.body = endpoint.body[:-1] + b',"max_completion_tokens":32}'
     with pytest.raises(HTTPValidationError) as info:
         client.send(endpoint, retries=fast())
@@ -128,9 +131,13 @@ def test_422_is_http_validation_error(client: Any, emulator: EmulatorHandle) -> 
     ],
 )
 def test_status_messages(
-    backend: str, status: int, needles: list[str], vertex: MistralGCP, mistral: Mistral,
+    backend: str,
+    status: int,
+    needles: list[str],
+    vertex: MistralGCP,
+    mistral: Mistral,
     emulator: EmulatorHandle,
-) -> None:  # fmt: skip
+) -> None:
     client = vertex if backend == "vertex" else mistral
     emulator.inject("status", status=status)
     with pytest.raises(SDKError) as info:
@@ -159,9 +166,7 @@ def test_404_names_model_and_region(vertex: MistralGCP, mistral: Mistral) -> Non
 
 @pytest.mark.parametrize("status", [401, 403, 404, 422])
 @pytest.mark.parametrize("client", BACKENDS, indirect=True)
-def test_client_errors_are_not_retried(
-    client: Any, status: int, emulator: EmulatorHandle
-) -> None:
+def test_client_errors_are_not_retried(client: Any, status: int, emulator: EmulatorHandle) -> None:
     emulator.inject("status", times=3, status=status)
     with pytest.raises(SDKError) as info:
         complete(client, retries=fast())
@@ -229,12 +234,14 @@ def test_persistent_5xx_gives_up_with_attempt_count(client: Any, emulator: Emula
 
 def test_persistent_5xx_elapsed_budget(mistral: Mistral, emulator: EmulatorHandle) -> None:
     emulator.inject("status", times=1000, status=500)
-    config = RetryConfig("backoff", BackoffStrategy(20, 20, 1.0, 200, jitter_ms=0), False)
+    config = RetryConfig("backoff", BackoffStrategy(50, 50, 1.0, 1000, jitter_ms=0), False)
     with pytest.raises(SDKError) as info:
         complete(mistral, retries=config)
     attempts = len(emulator.requests)
-    assert 2 <= attempts <= 12
-    assert f"gave up after {attempts} attempts" in str(info.value)
+    assert 1 <= attempts <= 25  # 50 ms apart within a 1 s budget (>1 unless very loaded)
+    assert info.value.attempts == attempts
+    if attempts > 1:
+        assert f"gave up after {attempts} attempts" in str(info.value)
     emulator.clear_faults()
 
 
@@ -306,10 +313,11 @@ def test_read_timeout_before_first_byte(client: Any, emulator: EmulatorHandle) -
     emulator.inject("slow_first_byte", delay=1.0)
     with pytest.raises(APITimeoutError):
         stream(client, timeout_ms=100, retries=NO_RETRY)
-    # retried when connection errors are retried, then it works
-    emulator.inject("slow_first_byte", delay=1.0)
-    assert complete(client, timeout_ms=300, retries=fast()).choices
-    assert len(emulator.requests) == 4
+    # never retried, even when connection errors are: the service may already be generating
+    emulator.inject("slow_first_byte", delay=2.0)
+    with pytest.raises(APITimeoutError):
+        complete(client, timeout_ms=300, retries=fast())
+    assert len(emulator.requests) == 3
 
 
 def test_read_timeout_async(mistral: Mistral, emulator: EmulatorHandle) -> None:
@@ -327,8 +335,8 @@ def test_read_timeout_async(mistral: Mistral, emulator: EmulatorHandle) -> None:
 
 @pytest.mark.parametrize("client", BACKENDS, indirect=True)
 def test_read_timeout_between_chunks_keeps_partial(client: Any, emulator: EmulatorHandle) -> None:
-    emulator.inject("stall", after_chunks=3, delay=1.5)
-    s = stream(client, timeout_ms=200, retries=fast())
+    emulator.inject("stall", after_chunks=3, delay=2.5)
+    s = stream(client, timeout_ms=500, retries=fast())
     got = []
     with pytest.raises(APITimeoutError) as info:
         for event in s:

@@ -4,6 +4,7 @@ failures, tool-call accumulation, and the fast path against the general decoder.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
@@ -61,9 +62,15 @@ def sse(*events: dict[str, Any] | str, done: bool = True, eol: bytes = b"\n") ->
 
 
 TEXTS = ["Hel", "lo, ", "wörld ", "🎨", "!"]
-PLAIN = [chunk("", role="assistant"), *(chunk(t) for t in TEXTS[:-1]),
-         chunk(TEXTS[-1], finish="stop", usage={"prompt_tokens": 3, "completion_tokens": 5,
-                                                 "total_tokens": 8})]  # fmt: skip
+PLAIN = [
+    chunk("", role="assistant"),
+    *(chunk(t) for t in TEXTS[:-1]),
+    chunk(
+        TEXTS[-1],
+        finish="stop",
+        usage={"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+    ),
+]
 PLAIN_TEXT = "".join(TEXTS)
 
 
@@ -117,9 +124,7 @@ def run(reads: Sequence[Read], *, fast: bool = True) -> tuple[list[Any], Any]:
 
 
 def texts(events: list[Any]) -> str:
-    return "".join(
-        (c["delta"].get("content") or "") for e in events for c in e["choices"]
-    )
+    return "".join((c["delta"].get("content") or "") for e in events for c in e["choices"])
 
 
 # --------------------------------------------------------------------------- line ends, fields
@@ -149,20 +154,25 @@ def test_mixed_line_ends_and_fields() -> None:
     raw = (
         b": keep-alive\n\n"
         b"event: message\r\nid: 7\r\nretry: 100\r\n"
-        + b"data: " + json.dumps(PLAIN[0]).encode() + b"\r\n\r\n"
+        + b"data: "
+        + json.dumps(PLAIN[0]).encode()
+        + b"\r\n\r\n"
         b":comment inside\n"
         b"data: " + json.dumps(PLAIN[1]).encode() + b"\r\r"
-        b"unknown-field: x\ndata:" + json.dumps(PLAIN[2]).encode() + b"\n\n"
-        + sse(*PLAIN[3:])
-    )  # fmt: skip
+        b"unknown-field: x\ndata:" + json.dumps(PLAIN[2]).encode() + b"\n\n" + sse(*PLAIN[3:])
+    )
     events, response = run([raw])
     assert texts(events) == PLAIN_TEXT
     assert response.choices[0].finish_reason == "stop"
 
 
 def test_comments_between_plain_events() -> None:
-    reads = [sse(PLAIN[0], done=False), b": ping\n\n" + sse(PLAIN[1], done=False)[:20],
-             sse(PLAIN[1], done=False)[20:], sse(*PLAIN[2:])]  # fmt: skip
+    reads = [
+        sse(PLAIN[0], done=False),
+        b": ping\n\n" + sse(PLAIN[1], done=False)[:20],
+        sse(PLAIN[1], done=False)[20:],
+        sse(*PLAIN[2:]),
+    ]
     events, _ = run(reads)
     assert texts(events) == PLAIN_TEXT
     assert len(events) == len(PLAIN)
@@ -170,9 +180,12 @@ def test_comments_between_plain_events() -> None:
 
 def test_multi_line_data() -> None:
     first = json.dumps(PLAIN[1], indent=1)  # JSON over several lines: several data: lines
-    raw = sse(PLAIN[0], done=False) + b"".join(
-        b"data: " + line.encode() + b"\n" for line in first.splitlines()
-    ) + b"\n" + sse(*PLAIN[2:])  # fmt: skip
+    raw = (
+        sse(PLAIN[0], done=False)
+        + b"".join(b"data: " + line.encode() + b"\n" for line in first.splitlines())
+        + b"\n"
+        + sse(*PLAIN[2:])
+    )
     events, _ = run([raw])
     assert texts(events) == PLAIN_TEXT
 
@@ -226,8 +239,12 @@ def test_no_trailing_blank_line(tail: bytes) -> None:
 
 
 def test_tolerated_shapes() -> None:
-    usage_only = {"id": "cmpl-1", "model": "m", "choices": [],
-                  "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}  # fmt: skip
+    usage_only = {
+        "id": "cmpl-1",
+        "model": "m",
+        "choices": [],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+    }
     raw = sse(
         chunk("Hi", minimal=True),  # role null, no object/created
         chunk(" there", finish="stop"),
@@ -254,8 +271,20 @@ def test_unknown_finish_reason_and_extra_keys() -> None:
 @pytest.mark.parametrize(
     "error",
     [
-        {"object": "error", "message": "Model overloaded, try later", "type": "service_unavailable"},
-        [{"error": {"code": 503, "message": "Model overloaded, try later", "status": "UNAVAILABLE"}}],
+        {
+            "object": "error",
+            "message": "Model overloaded, try later",
+            "type": "service_unavailable",
+        },
+        [
+            {
+                "error": {
+                    "code": 503,
+                    "message": "Model overloaded, try later",
+                    "status": "UNAVAILABLE",
+                }
+            }
+        ],
     ],
     ids=["mistral", "google"],
 )
@@ -307,7 +336,11 @@ def test_cut_without_done_but_finished_is_fine() -> None:
     ("failure", "kind", "reason"),
     [
         (httpx.ReadError("connection reset by peer"), APIConnectionError, "connection_lost"),
-        (httpx.RemoteProtocolError("peer closed connection"), APIConnectionError, "connection_lost"),
+        (
+            httpx.RemoteProtocolError("peer closed connection"),
+            APIConnectionError,
+            "connection_lost",
+        ),
         (httpx.ReadTimeout("timed out"), APITimeoutError, "timeout"),
     ],
 )
@@ -356,13 +389,25 @@ def test_async_stream_edge_cases_match_sync() -> None:
 def test_tool_calls_split_across_deltas_accumulate_by_index() -> None:
     raw = sse(
         chunk("", role="assistant"),
-        chunk(tool_calls=[{"id": "abcDEF123", "index": 0,
-                           "function": {"name": "get_weather", "arguments": '{"ci'}}]),
-        chunk(tool_calls=[{"index": 1, "id": "xyzXYZ987",
-                           "function": {"name": "get_time", "arguments": "{}"}}]),
-        chunk(tool_calls=[{"index": 0, "function": {"name": "", "arguments": 'ty": "Paris"}'}}],
-              finish="tool_calls"),
-    )  # fmt: skip
+        chunk(
+            tool_calls=[
+                {
+                    "id": "abcDEF123",
+                    "index": 0,
+                    "function": {"name": "get_weather", "arguments": '{"ci'},
+                }
+            ]
+        ),
+        chunk(
+            tool_calls=[
+                {"index": 1, "id": "xyzXYZ987", "function": {"name": "get_time", "arguments": "{}"}}
+            ]
+        ),
+        chunk(
+            tool_calls=[{"index": 0, "function": {"name": "", "arguments": 'ty": "Paris"}'}}],
+            finish="tool_calls",
+        ),
+    )
     _, response = run([raw])
     choice = response.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -374,8 +419,12 @@ def test_tool_calls_split_across_deltas_accumulate_by_index() -> None:
 
 
 def test_tool_call_in_one_piece_with_object_arguments() -> None:
-    raw = sse(chunk(tool_calls=[{"id": "a1b2c3d4e", "function": {"name": "f",
-                                 "arguments": {"x": 1}}}], finish="tool_calls"))  # fmt: skip
+    raw = sse(
+        chunk(
+            tool_calls=[{"id": "a1b2c3d4e", "function": {"name": "f", "arguments": {"x": 1}}}],
+            finish="tool_calls",
+        )
+    )
     _, response = run([raw])
     (call,) = response.choices[0].message.tool_calls or []
     assert json.loads(str(call.function.arguments)) == {"x": 1}
@@ -421,7 +470,7 @@ def streams(draw: st.DrawFn) -> tuple[bytes, list[int], list[str]]:
 
 def _split(raw: bytes, cuts: list[int]) -> list[bytes]:
     bounds = [0, *cuts, len(raw)]
-    return [raw[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return [raw[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -438,3 +487,16 @@ def test_fast_path_equals_general_decoder(case: tuple[bytes, list[int], list[str
         exclude={"created"}
     )
     assert fast_response.choices[0].message.content == "".join(contents)
+
+
+def test_keyboard_interrupt_inside_a_read_keeps_partial() -> None:
+    reads: list[Read] = [sse(*PLAIN[:3], done=False), KeyboardInterrupt()]
+    stream = open_stream(reads)
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for event in stream:
+            got.append(event)
+    assert len(got) == 3
+    assert stream.http_response.is_closed
+    assert stream.response.choices[0].message.content == "Hello, "
+    assert stream.response.choices[0].finish_reason == "interrupted"

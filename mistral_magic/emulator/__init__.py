@@ -8,6 +8,10 @@ An independent oracle: standard library only, nothing imported from the rest of
 ...     emulator.inject("status", status=429, retry_after=1)
 ...     ...  # point a client at emulator.url
 
+``POST /token`` is a Google-style OAuth token endpoint (refresh-token and JWT-bearer grants,
+tokens ``emu-token-N``) so that google-auth credentials can be refreshed offline; point a
+credentials file's ``token_uri`` at ``<url>/token``.
+
 Run standalone with ``python -m mistral_magic.emulator [--host] [--port] [--token-delay]``.
 """
 
