@@ -38,6 +38,12 @@ VERTEX_MODELS: Final[tuple[str, ...]] = (
 )
 
 
+#: The current id of each alias on Vertex: what a 404 suggests.
+CURRENT_VERTEX_MODELS: Final[tuple[str, ...]] = tuple(
+    ids["vertex"] for ids in MODEL_ALIASES.values()
+)
+
+
 def resolve_model(model: str | None, backend: Backend) -> str:
     """Return the model id for ``backend``: aliases resolve, anything else passes through."""
     name = (model or DEFAULT_MODEL_ALIAS).strip()

@@ -27,6 +27,7 @@ from ._version import __version__
 from .auth import TokenSource, api_key_token, bearer, vertex_token_and_project
 from .backends import (
     CHAT_COMPLETIONS_PATH,
+    CURRENT_VERTEX_MODELS,
     DEFAULT_REGION,
     MODELS_PATH,
     Backend,
@@ -270,6 +271,7 @@ class _BaseClient:
             region=endpoint.region,
             attempts=attempts,
             raw_response=response,
+            known_models=CURRENT_VERTEX_MODELS if endpoint.backend == "vertex" else None,
         )
 
     @staticmethod

@@ -60,13 +60,6 @@ __all__ = [
 
 Backend = Literal["vertex", "mistral"]
 
-#: Model ids suggested after a Vertex 404 when the caller passes no list of its own.
-DEFAULT_VERTEX_MODELS: tuple[str, ...] = (
-    "mistral-small-2503",
-    "mistral-medium-3",
-    "mistral-large-2411",
-    "codestral-2501",
-)
 _VERTEX_ALIASES = "small, medium, large, codestral"
 _MAX_SERVICE_MESSAGE = 300
 
@@ -395,10 +388,10 @@ def _hint(
         return "this key may not use this model or endpoint; check it at https://console.mistral.ai"
     if status == 404:
         if vertex:
-            models = ", ".join(known_models or DEFAULT_VERTEX_MODELS)
+            models = f"available ids: {', '.join(known_models)}" if known_models else "model ids"
             return (
                 f"model {model_txt} is not available{where} or not enabled in Model Garden; "
-                f"available ids: {models} (aliases: {_VERTEX_ALIASES})"
+                f"{models} (aliases: {_VERTEX_ALIASES})"
             )
         return f"model {model_txt} was not found; list the available ids with client.models.list()"
     if status == 422:

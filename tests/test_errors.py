@@ -138,10 +138,12 @@ def test_403_vertex_mentions_role_and_model_garden() -> None:
 
 def test_404_names_model_region_and_alternatives() -> None:
     exc = _err(404, {"error": {"code": 404, "message": "Publisher Model not found.",
-                               "status": "NOT_FOUND"}}, model="mistral-huge", region="us-east1")
+                               "status": "NOT_FOUND"}}, model="mistral-huge", region="us-east1",
+               known_models=["mistral-small-2503", "codestral-2501"])
     text = str(exc)
     assert "'mistral-huge'" in text and "us-east1" in text
     assert "mistral-small-2503" in text and "aliases" in text and "Model Garden" in text
+    assert "aliases" in str(_err(404, "", model="x"))
     custom = _err(404, "", model="x", known_models=["only-this"])
     assert "only-this" in str(custom) and "mistral-small-2503" not in str(custom)
     mi = _err(404, {"object": "error", "message": "Invalid model: nope"}, backend="mistral",
