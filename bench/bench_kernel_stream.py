@@ -13,8 +13,8 @@ Targets (issue 3): at most 20 display messages per second, at most 5x the answer
 
 Command (from the repository root)::
 
-    /work/venv/bin/python bench/bench_kernel_stream.py            # 3 runs, median
-    /work/venv/bin/python bench/bench_kernel_stream.py --runs 5 --tokens 20000
+    python bench/bench_kernel_stream.py            # 3 runs, median
+    python bench/bench_kernel_stream.py --runs 5 --tokens 20000
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ difference of the medians. Target (issue 3): less than 150 ms.
 
 Command (from the repository root)::
 
-    /work/venv/bin/python bench/bench_load_ext.py            # 21 runs of each
-    /work/venv/bin/python bench/bench_load_ext.py --runs 41
+    python bench/bench_load_ext.py            # 21 runs of each
+    python bench/bench_load_ext.py --runs 41
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Command (from the repository root):
 
-    /work/venv/bin/python scripts/refresh_notebooks.py          # every notebooks/*.ipynb
-    /work/venv/bin/python scripts/refresh_notebooks.py 01 05    # names containing 01 or 05
+    python scripts/refresh_notebooks.py          # every notebooks/*.ipynb
+    python scripts/refresh_notebooks.py 01 05    # names containing 01 or 05
 
 Each notebook is executed in place with nbclient: a fresh kernel from this interpreter, cwd
 ``notebooks/``, 120 s per cell. Cells tagged ``raises-exception`` may fail (their error is the
@@ -14,7 +14,7 @@ runs offline. Variables that would point the notebooks at a real service (``MIST
 ``GOOGLE_*``) are removed from the kernel's environment, as the root ``conftest.py`` does for
 nbval, so the stored outputs are the same on every machine.
 
-Then check: ``/work/venv/bin/pytest -q notebooks/`` (nbval, strict, with
+Then check: ``python -m pytest -q notebooks/`` (nbval, strict, with
 ``notebooks/nbval_sanitize.cfg``).
 """
 
