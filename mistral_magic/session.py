@@ -393,6 +393,56 @@ class _TurnState:
             for call in message.tool_calls
         ]
 
+    def on_event(self, event: Any) -> None:
+        """Pass the text of one stream event (first choice) to the observer."""
+        choices = event.data.choices
+        if choices and choices[0].index == 0:
+            content = choices[0].delta.content
+            if content:
+                piece = content if isinstance(content, str) else content_text(content)
+                if piece:
+                    self.first_token()
+                    self.observer.delta(piece)
+
+    def on_complete(self, response: ChatCompletionResponse) -> None:
+        """Pass the text of a whole (non-streamed) response to the observer."""
+        self.first_token()
+        if response.choices and response.choices[0].message is not None:
+            text = content_text(response.choices[0].message.content)
+            if text:
+                self.observer.delta(text)
+
+    def interrupted(self, stream: Any, reason: str) -> ChatResult:
+        """The partial result after an interrupt or Stop, already shown to the observer."""
+        partial = _partial(stream, self, reason=reason)
+        self.keep_partial(partial)
+        result = self.finish(partial)
+        self.observer.done(result)
+        return result
+
+    def failed(self, exc: MistralError, stream: Any) -> ChatResult:
+        """The partial result after an error, already shown to the observer."""
+        partial = getattr(exc, "partial_response", None) or _partial(stream, self)
+        result = self.finish(partial, error=str(exc))
+        self.observer.error(str(exc))
+        self.observer.done(result)
+        return result
+
+    def tool_calls_to_run(
+        self, response: ChatCompletionResponse, request_id: str | None
+    ) -> list[tuple[str, str, Any]]:
+        """Record a model response; the tool calls to run before the next round (or none)."""
+        if not self.absorb(response, request_id):
+            return []
+        self.rounds += 1
+        return self.pending_calls(response)
+
+    def done(self, response: ChatCompletionResponse) -> ChatResult:
+        """The final result, shown to the observer."""
+        result = self.finish(response)
+        self.observer.done(result)
+        return result
+
     def keep_partial(self, response: ChatCompletionResponse) -> None:
         """Put the partial answer the user saw into the turn's messages (history)."""
         choice = response.choices[0] if response.choices else None
@@ -459,50 +509,26 @@ def run_turn(
                 if on_stream is not None:
                     on_stream(stream)
                 for event in stream:
-                    choices = event.data.choices
-                    if choices and choices[0].index == 0:
-                        text = choices[0].delta.content
-                        if text:
-                            piece = text if isinstance(text, str) else content_text(text)
-                            if piece:
-                                state.first_token()
-                                observer.delta(piece)
-                response = stream.response
-                request_id = stream.request_id
+                    state.on_event(event)
+                response, request_id = stream.response, stream.request_id
             else:
-                response = client.chat.complete(**state.call_params())
-                state.first_token()
-                request_id = None
-                if response.choices and response.choices[0].message is not None:
-                    text = content_text(response.choices[0].message.content)
-                    if text:
-                        observer.delta(text)
+                response, request_id = client.chat.complete(**state.call_params()), None
+                state.on_complete(response)
         except KeyboardInterrupt:
-            partial = _partial(stream, state)
-            state.keep_partial(partial)
-            result = state.finish(partial)
-            observer.done(result)
-            raise TurnInterrupted(result) from None
+            raise TurnInterrupted(state.interrupted(stream, FINISH_INTERRUPTED)) from None
         except MistralError as exc:
-            partial = getattr(exc, "partial_response", None) or _partial(stream, state)
-            result = state.finish(partial, error=str(exc))
-            observer.error(str(exc))
-            observer.done(result)
-            raise TurnFailed(exc, result) from None
+            raise TurnFailed(exc, state.failed(exc, stream)) from None
         finally:
             if stream is not None:
                 stream.close()
                 if on_stream is not None:
                     on_stream(None)
-        if state.absorb(response, request_id):
-            state.rounds += 1
-            for name, call_id, arguments in state.pending_calls(response):
-                assert request.tools is not None
-                state.add_tool_result(request.tools.run(name, arguments, call_id=call_id))
-            continue
-        result = state.finish(response)
-        observer.done(result)
-        return result
+        calls = state.tool_calls_to_run(response, request_id)
+        if not calls:
+            return state.done(response)
+        assert request.tools is not None
+        for name, call_id, arguments in calls:
+            state.add_tool_result(request.tools.run(name, arguments, call_id=call_id))
 
 
 async def run_turn_async(
@@ -521,53 +547,28 @@ async def run_turn_async(
             if request.stream:
                 stream = await client.chat.stream_async(**state.call_params())
                 async for event in stream:
-                    choices = event.data.choices
-                    if choices and choices[0].index == 0:
-                        text = choices[0].delta.content
-                        if text:
-                            piece = text if isinstance(text, str) else content_text(text)
-                            if piece:
-                                state.first_token()
-                                observer.delta(piece)
-                response = stream.response
-                request_id = stream.request_id
+                    state.on_event(event)
+                response, request_id = stream.response, stream.request_id
             else:
                 response = await client.chat.complete_async(**state.call_params())
-                state.first_token()
                 request_id = None
-                if response.choices and response.choices[0].message is not None:
-                    text = content_text(response.choices[0].message.content)
-                    if text:
-                        observer.delta(text)
+                state.on_complete(response)
         except (asyncio.CancelledError, KeyboardInterrupt):
             if stream is not None:
                 stream.mark_interrupted("stopped")
                 await stream.aclose()
-            partial = _partial(stream, state, reason="stopped")
-            state.keep_partial(partial)
-            result = state.finish(partial)
-            observer.done(result)
-            raise TurnInterrupted(result) from None
+            raise TurnInterrupted(state.interrupted(stream, "stopped")) from None
         except MistralError as exc:
-            partial = getattr(exc, "partial_response", None) or _partial(stream, state)
-            result = state.finish(partial, error=str(exc))
-            observer.error(str(exc))
-            observer.done(result)
-            raise TurnFailed(exc, result) from None
+            raise TurnFailed(exc, state.failed(exc, stream)) from None
         finally:
             if stream is not None:
                 await stream.aclose()
-        if state.absorb(response, request_id):
-            state.rounds += 1
-            for name, call_id, arguments in state.pending_calls(response):
-                assert request.tools is not None
-                state.add_tool_result(
-                    await request.tools.run_async(name, arguments, call_id=call_id)
-                )
-            continue
-        result = state.finish(response)
-        observer.done(result)
-        return result
+        calls = state.tool_calls_to_run(response, request_id)
+        if not calls:
+            return state.done(response)
+        assert request.tools is not None
+        for name, call_id, arguments in calls:
+            state.add_tool_result(await request.tools.run_async(name, arguments, call_id=call_id))
 
 
 def _partial(
