@@ -113,3 +113,53 @@ def test_mixed_sync_and_async_on_one_client(emulator: EmulatorHandle) -> None:
 
     sync_results, async_results = asyncio.run(main())
     assert sync_results == async_results
+
+
+def test_tools_calling_the_model_share_a_one_connection_pool(emulator: EmulatorHandle) -> None:
+    """A tool that itself asks the model, through the same client whose pool holds ONE
+    connection: the turn's stream is closed before tools run, so nothing waits for itself."""
+    import httpx
+
+    from mistral_magic.render import NullView
+    from mistral_magic.session import TurnRequest, run_turn
+    from mistral_magic.tools import ToolRegistry
+
+    http = httpx.Client(limits=httpx.Limits(max_connections=1), timeout=10.0)
+    client = MistralGCP(
+        project_id=PROJECT, access_token=ACCESS_TOKEN, server_url=emulator.url, client=http
+    )
+
+    def ask_expert(question: str) -> str:
+        """Ask an expert model a question."""
+        inner = client.chat.complete(model=VMODEL, messages=[{"role": "user", "content": question}])
+        return str(inner.choices[0].message.content)
+
+    request = TurnRequest(
+        user_content="Ask the expert about Monet.",
+        params={"model": VMODEL, "tool_choice": "any"},
+        tools=ToolRegistry([ask_expert]),
+        backend="vertex",
+    )
+    done = threading.Event()
+    result: list[Any] = []
+
+    def run() -> None:
+        result.append(run_turn(client, request, NullView()))
+        done.set()
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    assert done.wait(30), "the turn deadlocked on the connection pool"
+    turn = result[0]
+    assert turn.tool_results and turn.tool_results[0].ok
+    assert turn.finish_reason == "stop" and "ask_expert" in turn.text
+    # outer stream, the tool's own request, then the answer that uses the tool's result
+    assert [r["body"]["stream"] for r in emulator.requests] == [True, False, True]
+    http.close()
+
+
+def test_emulator_binds_to_loopback_by_default() -> None:
+    from mistral_magic.emulator import serve
+
+    with serve() as handle:
+        assert handle.url.startswith("http://127.0.0.1:")
