@@ -15,6 +15,10 @@ Command (from the repository root)::
 
     python bench/bench_kernel_stream.py            # 3 runs, median
     python bench/bench_kernel_stream.py --runs 5 --tokens 20000
+    python bench/bench_kernel_stream.py --tokens 1000 --token-delay 0.01   # ~100 tokens/s
+
+``--token-delay`` makes the emulator pause between chunks (a realistic rate instead of a
+loopback burst), where resending the shown text on every update would be quadratic.
 """
 
 from __future__ import annotations
@@ -74,9 +78,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--token-delay", type=float, default=0.0, help="seconds between streamed chunks"
+    )
     opts = parser.parse_args()
 
     with serve() as emulator:
+        emulator.set_token_delay(opts.token_delay)
         km, kc = start_kernel(clean_env(emulator.url))
         try:
             run_cell(kc, "%load_ext mistral_magic")
@@ -130,6 +138,7 @@ def main() -> int:
             f"{r['display_data']:>7} {r['update_display_data']:>6} {r['execute_result']:>6} "
             f"{r['msgs_per_s']:>7.1f} {r['iopub_bytes']:>9} {r['ratio']:>8.2f}"
         )
+    print(f"token delay: {opts.token_delay:g} s")
     rate = statistics.median(r["msgs_per_s"] for r in rows)
     ratio = statistics.median(r["ratio"] for r in rows)
     print(

@@ -78,12 +78,15 @@ class NotebookView:
     """Streams an answer into the cell's output: one live display, then the result.
 
     Follows the "commit pattern" (docs: jupyter.md §3.3): the live display is created blank
-    (``{'text/plain': ''}``), updated with the Markdown of the answer's recent part (see
-    ``render.LiveWindowView``; live updates carry an empty ``text/plain``, the text form goes
-    once, in the result), and blanked at the end, while the magic returns the result as the
-    cell's ``execute_result``. nbval sees the first state of a display, the saved notebook the
-    last; both are then one blank display plus the final answer. A ``retrying`` note gets a
-    status display that follows the same pattern.
+    (``{'text/plain': ''}``), updated with the Markdown of the answer's open block under a
+    one-line note of how much came before (see ``render.LiveWindowView``; its ``render.Pacer``
+    lets an update through only when new text has paid for it, so the bytes stay linear at any
+    token rate; live updates carry an empty ``text/plain``, the text form goes once, in the
+    result), and blanked at the end, while the magic returns the result as the cell's
+    ``execute_result``. nbval sees the first state of a display, the saved notebook the last;
+    both are then one blank display plus the final answer, whatever the token rate (one live
+    display, never one per block, so their number cannot depend on timing). A ``retrying``
+    note gets a status display that follows the same pattern.
     """
 
     def __init__(self, interval: float, *, live: bool = True) -> None:

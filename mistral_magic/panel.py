@@ -412,9 +412,10 @@ class _Invalid(ValueError):
 class _TurnView:
     """The session observer for one turn: answer blocks, tool calls and errors as widgets.
 
-    Each Markdown block finished by :class:`MarkdownBlocksView` becomes its own frozen HTML
-    widget; only the open block's widget is updated (coalesced), so each update sends a few
-    hundred bytes whatever the length of the conversation.
+    Markdown blocks finished by :class:`MarkdownBlocksView` are frozen into HTML widgets (one
+    per block, or several per widget when the stream is fast); only the open widget is
+    updated, paced by ``render.Pacer``, so each update sends a few hundred bytes whatever the
+    length of the conversation and the bytes stay linear in the answer at any token rate.
     """
 
     def __init__(self, panel: ChatPanel, box: Any, interval: float) -> None:

@@ -5,9 +5,12 @@ for notebook display handles), so the magic and the panel decide where the text 
 
 * :func:`close_open_markdown` makes a *displayed copy* of a partial answer render sensibly.
 * :class:`Coalescer` passes on the first delta at once, then at most one batch per interval.
+* :class:`Pacer` decides when a live view may send (time, message and byte budgets; a resend
+  is paid for by new text), so the bytes sent grow linearly with the answer at any token rate.
 * :class:`View` is what a turn tells a front end; :class:`TerminalView` writes tokens straight
-  through; :class:`MarkdownBlocksView` freezes finished Markdown blocks and re-publishes only the
-  open one, so the bytes sent grow linearly with the answer.
+  through; :class:`MarkdownBlocksView` (the panel) freezes finished Markdown blocks and
+  re-publishes only the open display; :class:`LiveWindowView` (the magic) keeps ONE display
+  showing the open block.
 * :func:`footer_text` and :func:`provenance` describe a turn from its :class:`TurnMeta`.
 """
 
@@ -29,6 +32,7 @@ __all__ = [
     "MarkdownBlocksView",
     "MetaLike",
     "NullView",
+    "Pacer",
     "TerminalView",
     "TurnMeta",
     "View",
@@ -608,25 +612,126 @@ class _Blocks:
             self._freeze(done)
 
 
+class Pacer:
+    """When a live view may send: the one pacing rule shared by the notebook and the panel.
+
+    Three budgets, all deterministic functions of the clock and the text received:
+
+    * **time**: the first send is at once; after that at most one send per ``interval``;
+    * **messages**: at most ``burst + elapsed / interval`` messages since the first send,
+      keeping ``reserve`` of them for what the end will cost (blanking, the result);
+    * **bytes**: each send is charged its bytes plus ``overhead`` per message (the envelope
+      of a display message), against a credit of ``byte_burst`` plus ``per_char`` bytes per
+      character received. A resend is therefore paid for by text that has arrived since
+      (geometric pacing: re-sending a block of ``n`` characters waits for about
+      ``n / per_char`` new ones), so the bytes sent are at most ``per_char`` times the answer
+      plus a constant, whatever the token rate or the answer's shape.
+
+    ``stall``: a send that the byte budget holds back is let through anyway once no text has
+    arrived for that many seconds (a paused model; see :meth:`stalled`), within the message
+    budget. That costs at most one resend per stall.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        interval: float = 0.1,
+        *,
+        burst: int = 3,
+        per_char: float = 2.0,
+        overhead: int = 160,
+        byte_burst: int = 1024,
+        stall: float = 1.0,
+    ) -> None:
+        self.clock = clock
+        self.interval = interval
+        self.burst = burst
+        self.per_char = per_char
+        self.overhead = overhead
+        self.byte_burst = byte_burst
+        self.stall = stall
+        self.t0: float | None = None
+        self.received = 0
+        """Characters received so far."""
+        self.messages = 0
+        """Messages charged so far."""
+        self.bytes = 0
+        """Bytes charged so far (content only, without the overhead)."""
+        self._charged = 0.0
+        self._due = 0.0
+        self._last_text = 0.0
+
+    def receive(self, chars: int) -> float:
+        """Note ``chars`` new characters; return the time now."""
+        now = self.clock()
+        if self.t0 is None:
+            self.t0 = now
+        self.received += chars
+        self._last_text = now
+        return now
+
+    @property
+    def started(self) -> bool:
+        """Whether anything was sent yet."""
+        return self.messages > 0
+
+    def due(self, now: float) -> bool:
+        """The interval since the last send has passed (always true before the first)."""
+        return not self.started or now >= self._due
+
+    def messages_left(self, now: float, reserve: int = 0) -> float:
+        """Messages that may be sent now, keeping ``reserve`` for the end."""
+        start = self.t0 if self.t0 is not None else now
+        return self.burst + (now - start) / self.interval - self.messages - reserve
+
+    def bytes_left(self) -> float:
+        return self.byte_burst + self.per_char * self.received - self._charged
+
+    def stalled(self, now: float) -> bool:
+        """No text for ``stall`` seconds."""
+        return self.t0 is not None and now - self._last_text >= self.stall
+
+    def allows(self, now: float, messages: int, nbytes: int, reserve: int = 0) -> bool:
+        """Whether a send of ``messages`` messages carrying ``nbytes`` bytes fits now."""
+        if not self.started:
+            return True
+        if not self.due(now) or self.messages_left(now, reserve) < messages:
+            return False
+        return nbytes + self.overhead * messages <= self.bytes_left() or self.stalled(now)
+
+    def charge(self, now: float, messages: int, nbytes: int) -> None:
+        """Record a send (also one that had to happen whatever the budgets)."""
+        self.messages += messages
+        self.bytes += nbytes
+        self._charged += nbytes + self.overhead * messages
+        self._due = now + self.interval
+
+
 PublishFn = Callable[[int, str, bool], None]
 """``publish(block_index, markdown, final)``: show block ``block_index``; ``final`` means it will
 never be sent again."""
 
 
+def _utf8(text: str) -> int:
+    return len(text.encode())
+
+
 class MarkdownBlocksView:
-    """The notebook strategy: one display per Markdown block, finished blocks never resent.
+    """The panel's strategy: one display per group of Markdown blocks, frozen ones never resent.
 
-    Deltas are coalesced (first at once, then at most one update per ``interval``). On each
-    update the blocks finished since the last one are published once with ``final=True`` and
-    the open block is re-published with ``final=False`` (through :func:`close_open_markdown`).
+    The answer is cut into blocks by :class:`_Blocks` (at blank lines outside fences, long ones
+    at line ends with fences reopened), from the text alone. The open display shows the
+    finished blocks not frozen yet and the open block (through :func:`close_open_markdown`);
+    it is re-published with ``final=False`` when the :class:`Pacer` allows (first delta at
+    once, then at most one update per ``interval``, each resend paid for by new text). Finished
+    blocks are frozen (published once with ``final=True``, then never again; the next display
+    opens) when the message budget allows: a slow stream gets one display per block, a fast
+    one merges several blocks into one display. So the front end gets at most about
+    ``1 / interval`` messages a second plus ``burst``, and the bytes published are at most
+    about ``1 + per_char`` times the answer plus a constant, whatever the rate or the shape.
 
-    Budgets: when an update costs several publish calls, the next one waits as many intervals,
-    so the front end gets at most about ``1 / interval`` messages a second. The open block is
-    capped near ``max_block`` characters (a longer paragraph, code block or table is cut at a
-    line end, fences reopened), and re-sending it is paced to ``resend_rate`` bytes a second,
-    so the bytes published are at most the answer plus ``resend_rate`` per second of streaming,
-    whatever the answer's shape. Blocks depend only on the text (not on timing), so the same
-    answer always gives the same number of displays.
+    The number of displays depends on timing; the text does not: joined with blank lines, the
+    frozen blocks are the same answer whatever the token arrival pattern.
     """
 
     def __init__(
@@ -635,90 +740,130 @@ class MarkdownBlocksView:
         interval: float = 0.05,
         *,
         clock: Callable[[], float] = time.monotonic,
-        min_block: int = 512,
-        max_block: int = 1024,
-        resend_rate: float = 4000.0,
+        min_block: int = 128,
+        max_block: int = 512,
+        per_char: float = 3.0,
+        overhead: int = 160,
+        byte_burst: int = 1024,
+        burst: int = 3,
         footer: bool = False,
-        growth: int = 1,
-        max_block_cap: int | None = None,
-        max_defer: float = 10.0,
     ) -> None:
         self._publish_fn = publish
-        self._coalescer = Coalescer(self._on_flush, interval, clock)
-        self._blocks = _Blocks(min_block, max_block, growth=growth, cap=max_block_cap)
-        self.max_defer = max_defer
+        self.pacer = Pacer(
+            clock,
+            interval,
+            burst=burst,
+            per_char=per_char,
+            overhead=overhead,
+            byte_burst=byte_burst,
+        )
+        self._blocks = _Blocks(min_block, max_block)
         self._footer = footer
-        self.resend_rate = resend_rate
         self._meta: Any = None
+        self._parts: list[str] = []
+        self._unfed: list[str] = []
+        self._merged: list[str] = []  # finished blocks shown in the open display, not frozen
         self._index = 0
-        self._shown: str | None = None  # what the open block's display shows now
+        self._shown: str | None = None  # what the open display shows now
         self.publishes = 0
         self.bytes_published = 0
 
     @property
+    def interval(self) -> float:
+        return self.pacer.interval
+
+    @property
     def text(self) -> str:
         """The answer's text so far."""
-        return self._coalescer.text
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
 
     @property
     def blocks(self) -> int:
-        """How many blocks (displays) have been used so far."""
+        """How many displays have been used so far."""
         return self._index + (self._shown is not None)
 
     def _publish(self, markdown: str, final: bool) -> None:
         self._publish_fn(self._index, markdown, final)
+        size = _utf8(markdown)
         self.publishes += 1
-        self.bytes_published += len(markdown.encode())
+        self.bytes_published += size
+        self.pacer.charge(self.pacer.clock(), 1, size)
         if final:
             self._index += 1
             self._shown = None
         else:
             self._shown = markdown
 
-    def _on_flush(self, new: str) -> None:
-        calls = 0
-        for block in self._blocks.feed(new):
-            self._publish(block, True)
-            calls += 1
+    def _feed(self) -> None:
+        if self._unfed:
+            text = "".join(self._unfed)
+            self._unfed.clear()
+            self._merged.extend(self._blocks.feed(text))
+
+    def _open_markdown(self) -> str:
+        parts = list(self._merged)
         tail = self._blocks.tail
         if tail.strip():
-            shown = close_open_markdown(tail)
-            if shown != self._shown:
-                self._publish(shown, False)
-                calls += 1
-        # Pace the next update by what this one cost: one interval per extra publish call, and
-        # a resent open block costs len/resend_rate seconds, so re-sending stays within budget.
-        interval = self._coalescer.interval
-        resend = len(self._shown.encode()) / self.resend_rate if calls and self._shown else 0.0
-        wait = max((calls - 1) * interval, resend - interval)
-        if wait > 0:
-            self._coalescer.defer(min(wait, self.max_defer * interval))
+            parts.append(close_open_markdown(tail))
+        return "\n\n".join(parts)
+
+    def _flush(self, now: float, *, force: bool = False) -> None:
+        self._feed()
+        pacer = self.pacer
+        # Freeze the finished blocks when the message budget can pay for it (keeping one
+        # message for the next display and one for the end): each in its own display when it
+        # can, else all in one; when it cannot they stay merged in the open display for now.
+        left = pacer.messages_left(now, reserve=2)
+        if self._merged and (force or left >= 1):
+            groups = self._merged if left >= len(self._merged) else ["\n\n".join(self._merged)]
+            self._merged = []
+            for block in groups:
+                self._publish(block, True)
+        md = self._open_markdown()
+        fits = force or pacer.allows(now, 1, _utf8(md), reserve=1)
+        if md.strip() and md != self._shown and fits:
+            self._publish(md, False)
 
     def _close_block(self, *, final: bool = False) -> None:
-        self._coalescer.close()
-        md = self._blocks.cut(final=final)
+        self._feed()
+        cut = self._blocks.cut(final=final)
+        parts = [*self._merged, cut] if cut else self._merged
+        self._merged = []
+        md = "\n\n".join(parts)
         if md or self._shown is not None:
             self._publish(md, True)
 
     def poll(self) -> bool:
-        """Flush pending text if the interval has passed (for a timer, when the stream stalls)."""
-        return self._coalescer.poll()
+        """Publish pending text when the budgets allow (for a timer, when the stream stalls)."""
+        now = self.pacer.clock()
+        if self._unfed and self.pacer.due(now):
+            self._flush(now)
+            return True
+        return False
 
     def start(self, meta: MetaLike) -> None:
         self._meta = meta
 
     def delta(self, text: str) -> None:
-        self._coalescer.add(text)
+        if not text:
+            return
+        self._parts.append(text)
+        self._unfed.append(text)
+        now = self.pacer.receive(len(text))
+        if self.pacer.due(now):
+            self._flush(now)
 
     def tool_call(self, result: ToolResult) -> None:
         self._close_block()
         self._publish(tool_call_markdown(result), True)
 
     def retrying(self, attempt: int, delay: float, reason: str) -> None:
-        self._coalescer.close()
+        self._feed()
         note = f"*{reason}: retrying in {delay:.1f} s (attempt {attempt})…*"
-        tail = close_open_markdown(self._blocks.tail)
-        self._publish(f"{tail}\n\n{note}" if tail.strip() else note, False)
+        md = self._open_markdown()
+        self._publish(f"{md}\n\n{note}" if md.strip() else note, False)
 
     def error(self, message: str) -> None:
         self._close_block()
@@ -733,19 +878,22 @@ class MarkdownBlocksView:
 
 
 class LiveWindowView:
-    """The notebook's live view: ONE display showing the recent part of a streaming answer.
+    """The notebook's live view: ONE display showing the open part of a streaming answer.
 
     Why one display: the saved notebook and nbval must agree (the display is created blank and
     blanked again at the end; the final answer is the cell's result), and one display per cell
-    keeps the saved outputs the same on every run whatever the token rate. Why a window: the
-    bytes sent must grow linearly with the answer, so an update carries at most the last
-    ``window`` characters (whole Markdown blocks, fences closed) and the open block; a long
-    answer shows a one-line note for the part above, and appears whole when it is complete.
+    keeps the saved outputs the same on every run whatever the token rate (a display per block
+    would make their number depend on timing, since a fast stream cannot afford a display per
+    block). Why a window: an update replaces the whole display, so it carries only the open
+    Markdown block (fences closed, at most about ``max_block`` characters) and up to
+    ``window`` characters of finished blocks above it, under a one-line note of how much came
+    before; the whole answer appears when it is complete.
 
-    Pacing: the first delta is published at once; after that at most one update per
-    ``interval``, a resent window costs ``len/resend_rate`` seconds, and a message budget
-    (``burst`` + one per ``interval`` since the start, keeping room for the final blanking and
-    the result) bounds the messages per second whatever the token rate.
+    Pacing is the :class:`Pacer`'s: the first delta is published at once; after that at most
+    one update per ``interval`` within a message budget (``burst`` + one per ``interval``,
+    keeping room for the final blanking and the result), and each update is paid for by new
+    text (``per_char`` bytes per character received, ``overhead`` charged per message), so
+    the bytes sent are at most about ``per_char`` times the answer whatever the token rate.
 
     ``publish(markdown)`` shows the window ("" blanks it); the first call creates the display,
     which costs two messages (created blank, then updated).
@@ -757,33 +905,45 @@ class LiveWindowView:
         interval: float = 0.1,
         *,
         clock: Callable[[], float] = time.monotonic,
-        window: int = 6000,
-        min_block: int = 512,
-        max_block: int = 1024,
-        resend_rate: float = 64_000.0,
+        window: int = 0,
+        min_block: int = 256,
+        max_block: int = 768,
+        per_char: float = 2.0,
+        overhead: int = 160,
+        byte_burst: int = 1024,
         burst: int = 3,
     ) -> None:
         self._publish_fn = publish
-        self.interval = interval
-        self._clock = clock
+        self.pacer = Pacer(
+            clock,
+            interval,
+            burst=burst,
+            per_char=per_char,
+            overhead=overhead,
+            byte_burst=byte_burst,
+        )
         self.window = window
-        self.resend_rate = resend_rate
-        self.burst = burst
         self._blocks = _Blocks(min_block, max_block)
         self._shown_blocks: list[str] = []
         self._shown_len = 0
-        self._hidden = 0  # characters of finished blocks that scrolled out of the window
+        self._last_block = ""  # the latest finished block (shown while the open one is empty)
+        self._hidden = 0  # characters of finished blocks that are out of the window
         self._parts: list[str] = []
         self._unfed: list[str] = []
-        self._pending = False
-        self._t0: float | None = None
-        self._due = 0.0
         self._created = False
         self.filled = False
-        self.messages = 0
         self.updates = 0
         self.bytes_published = 0
         self._last = ""
+
+    @property
+    def interval(self) -> float:
+        return self.pacer.interval
+
+    @property
+    def messages(self) -> int:
+        """Display messages sent so far (the creation counts two)."""
+        return self.pacer.messages
 
     @property
     def text(self) -> str:
@@ -793,16 +953,17 @@ class LiveWindowView:
         return self._parts[0] if self._parts else ""
 
     def _push_block(self, block: str) -> None:
+        self._last_block = block
         self._shown_blocks.append(block)
         self._shown_len += len(block)
-        while len(self._shown_blocks) > 1 and self._shown_len > self.window:
+        while self._shown_blocks and self._shown_len > self.window:
             dropped = self._shown_blocks.pop(0)
             self._shown_len -= len(dropped)
             self._hidden += len(dropped)
 
     def _feed(self) -> None:
-        # Blocks are cut only when something is about to be shown: the cost stays per update,
-        # not per token.
+        # Blocks are cut only when something may be shown: the cost stays per update, not
+        # per token.
         if self._unfed:
             text = "".join(self._unfed)
             self._unfed.clear()
@@ -812,37 +973,33 @@ class LiveWindowView:
     def _markdown(self) -> str:
         self._feed()
         parts = list(self._shown_blocks)
+        hidden = self._hidden
         tail = self._blocks.tail
         if tail.strip():
             parts.append(close_open_markdown(tail))
-        if self._hidden:
+        elif not parts and self._last_block:
+            parts.append(self._last_block)  # between blocks: keep the last one on screen
+            hidden -= len(self._last_block)
+        if hidden > 0:
             parts.insert(
-                0, f"*… {self._hidden:,} characters above (the whole answer is shown when done)*"
+                0, f"*… {hidden:,} characters above (the whole answer is shown when done)*"
             )
         return "\n\n".join(parts)
 
-    def _affordable(self, now: float) -> bool:
-        # Messages so far + this update + what the end will cost (blank + result) must fit the
-        # budget: ``burst`` plus one message per interval since the first delta.
-        cost = 1 if self._created else 2
-        spent = self.messages + cost + 2
-        start = self._t0 if self._t0 is not None else now
-        return spent <= self.burst + (now - start) / self.interval
-
-    def _flush(self, now: float) -> None:
+    def _flush(self, now: float, *, force: bool = False) -> None:
         md = self._markdown()
-        self._pending = False
         if md == self._last:
             return
-        self._send(md)
-        wait = max(self.interval, len(md) / self.resend_rate)
-        self._due = now + wait
+        cost = 1 if self._created else 2
+        # keep two messages for the end: blanking this display, and the result
+        if force or self.pacer.allows(now, cost, _utf8(md), reserve=2):
+            self._send(md)
 
     def _send(self, md: str) -> None:
-        self.messages += 1 if self._created else 2
+        self.pacer.charge(self.pacer.clock(), 1 if self._created else 2, _utf8(md))
         self._created = True
         self.updates += 1
-        self.bytes_published += len(md.encode())
+        self.bytes_published += _utf8(md)
         self._last = md
         self.filled = bool(md)
         self._publish_fn(md)
@@ -855,20 +1012,17 @@ class LiveWindowView:
             return
         self._parts.append(text)
         self._unfed.append(text)
-        self._pending = True
-        now = self._clock()
-        if self._t0 is None:
-            self._t0 = now
-            self._flush(now)
-        elif now >= self._due and self._affordable(now):
+        now = self.pacer.receive(len(text))
+        if self.pacer.due(now):
             self._flush(now)
 
     def poll(self) -> bool:
-        """Publish pending text when due (for a timer while the stream stalls)."""
-        now = self._clock()
-        if self._pending and now >= self._due and self._affordable(now):
+        """Publish pending text when the budgets allow (for a timer while the stream stalls)."""
+        now = self.pacer.clock()
+        if self._unfed and self.pacer.due(now):
+            sent = self.updates
             self._flush(now)
-            return True
+            return self.updates > sent
         return False
 
     def tool_call(self, result: ToolResult) -> None:
@@ -876,11 +1030,10 @@ class LiveWindowView:
         cut = self._blocks.cut()
         if cut:
             self._push_block(cut)
-        self._push_block(tool_call_markdown(result))
-        now = self._clock()
-        if self._t0 is None:
-            self._t0 = now
-        self._flush(now)
+        card = tool_call_markdown(result)
+        self._push_block(card)
+        self.pacer.receive(len(card))
+        self._flush(self.pacer.clock(), force=True)
 
     def retrying(self, attempt: int, delay: float, reason: str) -> None:
         pass

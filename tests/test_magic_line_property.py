@@ -6,6 +6,7 @@ proves it.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -33,11 +34,11 @@ LINES = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(line=LINES)
 def test_any_line_fails_only_with_our_errors(ipshell: Any, emulator: Any, line: str) -> None:
-    try:
+    with contextlib.suppress(UsageError, CellError, MistralError):
         ipshell.run_cell_magic("mistral", f"{line} --dry-run", "Hello")
-    except (UsageError, CellError, MistralError):
-        pass
     assert not [r for r in emulator.requests if r["path"] != "/_emulator/health"]
