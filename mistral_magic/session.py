@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import pydantic
 
+from ._markdown import result_markdown, result_plain
 from ._redact import redact
 from .errors import APIConnectionError, MistralError
 from .models import ChatCompletionResponse
@@ -156,16 +157,12 @@ class ChatResult(ChatCompletionResponse):
         }
 
     def _repr_markdown_(self) -> str:
-        from .render import result_markdown
-
         return redact(result_markdown(self, footer=self._show_footer))
 
     def _repr_mimebundle_(
         self, include: Any = None, exclude: Any = None
     ) -> tuple[dict[str, str], dict[str, Any]]:
         """Markdown and plain text of the answer; provenance in the output metadata."""
-        from .render import result_markdown, result_plain
-
         return (
             {
                 "text/markdown": redact(result_markdown(self, footer=self._show_footer)),
@@ -175,8 +172,6 @@ class ChatResult(ChatCompletionResponse):
         )
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        from .render import result_plain
-
         printer.text("ChatResult(...)" if cycle else redact(result_plain(self)))
 
 

@@ -326,7 +326,7 @@ def test_provenance_is_plain_json() -> None:
         "seed": 7,
         "finish_reason": "stop",
     }
-    assert provenance(TurnMeta())["usage"] is None
+    assert provenance(SimpleNamespace())["usage"] is None  # nothing known, nothing invented
     assert provenance(SimpleNamespace(meta=META)) == data
 
 
