@@ -3,7 +3,6 @@
 Nothing here imports IPython: a view gets plain callables (``write`` for a terminal, ``publish``
 for notebook display handles), so the magic and the panel decide where the text goes.
 
-* :class:`Coalescer` passes on the first delta at once, then at most one batch per interval.
 * :class:`Pacer` decides when a live view may send (time, message and byte budgets; a resend
   is paid for by new text), so the bytes sent grow linearly with the answer at any token rate.
 * :class:`View` is what a turn tells a front end; :class:`TerminalView` writes tokens straight
@@ -41,7 +40,6 @@ from .session import TurnMeta
 from .tools import ToolResult
 
 __all__ = [
-    "Coalescer",
     "LiveWindowView",
     "MarkdownBlocksView",
     "MetaLike",
@@ -69,72 +67,6 @@ __all__ = [
 
 
 # -- throttling -------------------------------------------------------------------------------
-
-
-class Coalescer:
-    """Batch deltas in time: the first is passed on at once, then at most one batch per
-    ``interval`` seconds; :meth:`close` passes on whatever is pending.
-
-    ``flush`` receives the *new* text since its previous call, never the whole text, so that
-    downstream work stays linear.
-    """
-
-    def __init__(
-        self,
-        flush: Callable[[str], None],
-        interval: float = 0.05,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._flush = flush
-        self.interval = interval
-        self._clock = clock
-        self._parts: list[str] = []
-        self._pending: list[str] = []
-        self._due = 0.0
-        self.updates = 0
-        """How many times ``flush`` was called."""
-
-    @property
-    def text(self) -> str:
-        """Everything added so far."""
-        if len(self._parts) > 1:
-            self._parts = ["".join(self._parts)]
-        return self._parts[0] if self._parts else ""
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._pending)
-
-    def add(self, delta: str) -> None:
-        if not delta:
-            return
-        self._parts.append(delta)
-        self._pending.append(delta)
-        if self.updates == 0 or self._clock() >= self._due:
-            self._emit()
-
-    def poll(self) -> bool:
-        """Flush if something is pending and the interval has passed (for a timer)."""
-        if self._pending and self._clock() >= self._due:
-            self._emit()
-            return True
-        return False
-
-    def defer(self, seconds: float) -> None:
-        """Push the next flush back, e.g. when the last one cost several front-end updates."""
-        self._due += seconds
-
-    def close(self) -> None:
-        """Pass on what is pending (nothing happens when nothing is)."""
-        if self._pending:
-            self._emit()
-
-    def _emit(self) -> None:
-        text = "".join(self._pending)
-        self._pending.clear()
-        self.updates += 1
-        self._due = self._clock() + self.interval
-        self._flush(text)
 
 
 # -- views ------------------------------------------------------------------------------------

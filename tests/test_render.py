@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from mistral_magic.emulator import EmulatorHandle
 from mistral_magic.render import (
-    Coalescer,
     LiveWindowView,
     MarkdownBlocksView,
     NullView,
@@ -189,70 +188,6 @@ def test_any_prefix_is_fixed_idempotently(doc: str, data: st.DataObject) -> None
     assert shown.startswith(prefix) or shown == without_last_partial_line(prefix)
 
 
-# -- Coalescer --------------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_coalescer_first_delta_at_once_then_by_time() -> None:
-    clock = FakeClock()
-    got: list[str] = []
-    c = Coalescer(got.append, interval=0.1, clock=clock)
-    c.add("Hel")
-    assert got == ["Hel"]
-    clock.now = 0.05
-    c.add("lo")
-    c.add("")
-    assert got == ["Hel"] and c.pending
-    clock.now = 0.1
-    c.add(" wor")
-    assert got == ["Hel", "lo wor"]
-    clock.now = 0.15
-    c.add("ld")
-    assert got == ["Hel", "lo wor"]
-    assert c.text == "Hello world" and c.text == "Hello world"
-    c.close()
-    assert got == ["Hel", "lo wor", "ld"] and c.updates == 3 and not c.pending
-    c.close()  # nothing pending: no call
-    assert c.updates == 3
-
-
-def test_coalescer_poll_and_defer() -> None:
-    clock = FakeClock()
-    got: list[str] = []
-    c = Coalescer(got.append, interval=0.1, clock=clock)
-    assert not c.poll()
-    c.add("a")
-    c.add("b")
-    assert not c.poll()
-    c.defer(0.2)
-    clock.now = 0.2
-    assert not c.poll()
-    clock.now = 0.35
-    assert c.poll() and got == ["a", "b"]
-
-
-@given(st.lists(st.tuples(st.text(max_size=5), st.floats(0, 0.2)), max_size=80))
-def test_coalescer_passes_everything_on_at_a_bounded_rate(steps: list[tuple[str, float]]) -> None:
-    clock = FakeClock()
-    got: list[str] = []
-    c = Coalescer(got.append, interval=0.05, clock=clock)
-    for delta, dt in steps:
-        c.add(delta)
-        clock.now += dt
-    c.close()
-    expected = "".join(d for d, _ in steps)
-    assert "".join(got) == expected == c.text
-    assert all(got)
-    assert len(got) <= 2 + clock.now / 0.05
-
-
 # -- views: protocol, terminal, footer ----------------------------------------------------------
 
 
@@ -416,6 +351,17 @@ def test_conversation_markdown() -> None:
     assert parts[2] == '**Mistral:**\n\n🔧 `get_weather({"c": 1})`'
     assert parts[3].startswith("<details><summary>🔧 result of <code>get_weather</code>")
     assert parts[4] == "**Mistral:**\n\nIt is 21."
+
+
+# -- a clock the tests move by hand ---------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 # -- MarkdownBlocksView -------------------------------------------------------------------------
