@@ -142,6 +142,22 @@ def test_api_error_message_comes_from_the_service(ipshell: Any, emulator: Any) -
     assert len(error.message) > 20  # the service's words and a hint, not just a code
 
 
+def test_read_timeout_before_the_first_byte(ipshell: Any, emulator: Any) -> None:
+    ipshell.run_line_magic("config", "MistralMagics.timeout = 0.3")
+    emulator.inject("slow_first_byte", delay=1.5)
+    error = run_err(ipshell, "%%mistral -o ans\nhi")
+    assert isinstance(error, CellError)
+    assert "Timed out" in error.message and "timeout" in error.message
+    assert len(sent(emulator)) == 1  # never sent twice: the service may be generating already
+
+
+def test_wrong_content_type(ipshell: Any, emulator: Any) -> None:
+    emulator.inject("wrong_content_type")
+    error = run_err(ipshell, "%%mistral --retries 0\nhi")
+    assert isinstance(error, CellError)
+    assert "Unexpected response" in error.message and "text/html" in error.message
+
+
 def test_429_after_retries_gives_up_with_attempts(ipshell: Any, emulator: Any) -> None:
     emulator.inject("status", status=429, times=5, retry_after=0)
     error = run_err(ipshell, "%%mistral --retries 1\nhi")
@@ -177,11 +193,14 @@ def test_next_cell_works_after_an_error(ipshell: Any, emulator: Any) -> None:
         ("drop", {"after_chunks": 6}, "connection_lost"),
         ("stream_error", {"after_chunks": 6, "message": "model overloaded"}, "error"),
         ("malformed", {"after_chunks": 6, "variant": "bad_json"}, "error"),
+        ("stall", {"after_chunks": 6, "delay": 2.0}, "timeout"),
     ],
 )
 def test_mid_stream_fault_keeps_partial_answer(
     ipshell: Any, emulator: Any, kind: str, params: dict[str, Any], reason: str
 ) -> None:
+    if kind == "stall":  # a read timeout between chunks
+        ipshell.run_line_magic("config", "MistralMagics.timeout = 0.5")
     emulator.inject(kind, **params)
     error = run_err(ipshell, "%%mistral -o ans --retries 0 --min-tokens 60\nWrite a story")
     assert isinstance(error, CellError)
