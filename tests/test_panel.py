@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 import pydantic
 import pytest
 
+from mistral_magic._mdhtml import markdown_html, neutralize_html
 from mistral_magic.emulator import EmulatorHandle
-from mistral_magic.panel import ChatPanel, _neutralize_html, markdown_html
+from mistral_magic.panel import ChatPanel
 from mistral_magic.session import conversations
 
 T = TypeVar("T")
@@ -169,7 +170,7 @@ def test_markdown_converter_emits_only_its_own_tags() -> None:
     assert '<code class="language-python">if a &lt; b:' in html
     assert "<blockquote><p>quoted</p></blockquote>" in html
     assert "onclick=" not in html.replace("&lt;b onclick=x&gt;", "")
-    assert _neutralize_html("a <b> `<c>`\n```\n<d>\n```") == "a &lt;b> `<c>`\n```\n<d>\n```"
+    assert neutralize_html("a <b> `<c>`\n```\n<d>\n```") == "a &lt;b> `<c>`\n```\n<d>\n```"
 
 
 def test_stop_keeps_partial_and_closes_the_stream(
