@@ -157,7 +157,8 @@ def resolve(
 
 
 NO_CREDENTIALS_HELP: Final = (
-    "no credentials for Mistral: set MISTRAL_API_KEY for api.mistral.ai, or run "
-    "`gcloud auth application-default login` and set GOOGLE_CLOUD_PROJECT for Vertex AI "
-    "(or GOOGLE_OAUTH_ACCESS_TOKEN); `%mistral emulator` runs everything offline"
+    "no credentials for Mistral: set MISTRAL_API_KEY for api.mistral.ai, or for Vertex AI run "
+    "`gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS or "
+    "GOOGLE_OAUTH_ACCESS_TOKEN) and set GOOGLE_CLOUD_PROJECT; `%mistral emulator` runs "
+    "everything offline"
 )

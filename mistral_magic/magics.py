@@ -524,7 +524,6 @@ class MistralMagics(Magics):
         )
 
     def _cell(self, args: Any, cell: str) -> Any:
-        from .client import MistralGCP
         from .errors import ConfigError
         from .session import TurnFailed, TurnInterrupted, run_turn
 
@@ -536,8 +535,7 @@ class MistralMagics(Magics):
             return self._dry_run(request, settings)
         try:
             client = self.client_for(settings)
-            if isinstance(client, MistralGCP):
-                client._tokens()  # credentials problems surface here, before anything is drawn
+            client._tokens()  # credentials problems surface here, before anything is drawn
         except ConfigError as exc:
             raise UsageError(_credentials_message(str(exc), settings)) from None
         view = self._view(live=request.stream)
@@ -837,8 +835,9 @@ def _option_message(message: str) -> str:
 
 
 def _credentials_message(message: str, settings: settings_mod.Settings) -> str:
-    if settings.source("backend").startswith("auto"):
-        return f"{message}. {settings_mod.NO_CREDENTIALS_HELP}"
+    """One message: with the backend chosen automatically, say how to set up either service."""
+    if settings.source("backend").startswith("auto") and "credentials" in message:
+        return settings_mod.NO_CREDENTIALS_HELP
     return f"{message}; `%mistral emulator` runs everything offline"
 
 

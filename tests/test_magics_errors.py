@@ -98,6 +98,15 @@ def test_no_credentials_message(ipshell: Any, monkeypatch: Any, tmp_path: Any) -
     message = str(error)
     assert "MISTRAL_API_KEY" in message
     assert "%mistral emulator" in message
+    assert message.count("gcloud auth application-default login") == 1  # one message, not two
+
+
+def test_chosen_backend_without_its_credentials(ipshell: Any, monkeypatch: Any) -> None:
+    monkeypatch.delenv("MISTRAL_MAGIC_SERVER_URL")
+    error = run_err(ipshell, "%%mistral --backend mistral\nhi")
+    assert isinstance(error, UsageError)
+    assert "MISTRAL_API_KEY" in str(error) and "%mistral emulator" in str(error)
+    assert not ipshell.recorder.messages  # nothing drawn, nothing sent
 
 
 # -- API errors ---------------------------------------------------------------------------------
