@@ -9,6 +9,7 @@ request -> run the turn through ``session`` while a view draws the stream -> bin
 from __future__ import annotations
 
 import json
+import keyword
 import re
 import shlex
 import sys
@@ -377,6 +378,8 @@ class MistralMagics(Magics):
         from .session import TurnRequest, conversations, turn_key
 
         body = cell.strip("\n")
+        if args.out is not None and (not args.out.isidentifier() or keyword.iskeyword(args.out)):
+            raise UsageError(f"-o/--out {args.out!r}: expected a Python variable name")
         if not body.strip():
             raise UsageError("the cell is empty: write the prompt below the %%mistral line")
         if not args.no_interpolate:
