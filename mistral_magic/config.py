@@ -35,15 +35,16 @@ ENV_VARS: Final[dict[str, str]] = {
 }
 SECRETS: Final = frozenset({"api_key", "access_token"})
 
-#: settings a user may change with ``%mistral config key=value``, with their help text
+#: settings shown by ``%mistral config``, with their help text (all but the secrets may be set
+#: with ``key=value``; a secret on a magic line is refused before it can be saved)
 SETTINGS_HELP: Final[dict[str, str]] = {
     "backend": "vertex, mistral or auto (auto: an API key means api.mistral.ai, else Vertex AI)",
     "model": "model id or alias (small, medium, large, codestral)",
     "region": "Vertex AI region",
     "project": "Google Cloud project id",
     "server_url": "replace the service's scheme and host (e.g. the emulator's URL)",
-    "api_key": "api.mistral.ai key (prefer the MISTRAL_API_KEY environment variable)",
-    "access_token": "static Google access token (prefer GOOGLE_OAUTH_ACCESS_TOKEN)",
+    "api_key": "api.mistral.ai key: from MISTRAL_API_KEY only, never typed in a notebook",
+    "access_token": "static Google access token: from GOOGLE_OAUTH_ACCESS_TOKEN only",
 }
 DEFAULTS: Final[dict[str, str | None]] = {
     "backend": "auto",

@@ -674,9 +674,15 @@ class MistralMagics(Magics):
                 raise UsageError(f"expected key=value, got {item!r}")
             name, value = item.split("=", 1)
             name = name.strip().replace("-", "_")
-            if name not in settings_mod.SETTINGS_HELP:
+            settable = [n for n in settings_mod.SETTINGS_HELP if n not in settings_mod.SECRETS]
+            if name in settings_mod.SECRETS:
                 raise UsageError(
-                    f"unknown setting {name!r}: use one of {', '.join(settings_mod.SETTINGS_HELP)}"
+                    f"{name} is read from the environment only "
+                    f"({settings_mod.ENV_VARS[name]}), never typed in a notebook"
+                )
+            if name not in settable:
+                raise UsageError(
+                    f"unknown setting {name!r}: use one of {', '.join(settable)}"
                 )
             if name == "backend" and value not in ("vertex", "mistral", "auto", ""):
                 raise UsageError("backend must be vertex, mistral or auto")
