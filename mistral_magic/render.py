@@ -577,6 +577,10 @@ class MarkdownBlocksView:
                 self._publish(f"*{text}*", True)
 
 
+#: the magic's live view keeps the previous block on screen until the new one is this long
+_CONTEXT_CHARS = 160
+
+
 class LiveWindowView:
     """The notebook's live view: ONE display showing the open part of a streaming answer.
 
@@ -675,11 +679,12 @@ class LiveWindowView:
         parts = list(self._shown_blocks)
         hidden = self._hidden
         tail = self._blocks.tail
+        if not parts and self._last_block and len(tail.strip()) < _CONTEXT_CHARS:
+            # A paragraph has barely begun: keep the one before it on screen for context.
+            parts.append(self._last_block)
+            hidden -= len(self._last_block)
         if tail.strip():
             parts.append(close_open_markdown(tail))
-        elif not parts and self._last_block:
-            parts.append(self._last_block)  # between blocks: keep the last one on screen
-            hidden -= len(self._last_block)
         if hidden > 0:
             parts.insert(
                 0, f"*… {hidden:,} characters above (the whole answer is shown when done)*"

@@ -768,14 +768,18 @@ def test_magic_window_resends_little_at_30_tokens_a_second(
 def test_magic_window_shows_the_open_block_under_a_note() -> None:
     clock = FakeClock()
     shown: list[str] = []
-    view = LiveWindowView(shown.append, clock=clock, min_block=10, max_block=100, overhead=0)
+    view = LiveWindowView(shown.append, clock=clock, min_block=10, max_block=400, overhead=0)
     view.delta("First paragraph, long enough.")
     assert shown == ["First paragraph, long enough."]
     for word in ["\n\nSecond", "one", "is", "here"]:
         clock.now += 1.0
         view.delta(word + " ")
+    # a paragraph that has barely begun: the previous one stays on screen for context
+    assert shown[-1] == "First paragraph, long enough.\n\nSecond one is here "
+    clock.now += 1.0
+    view.delta("and it goes on long enough to stand on its own, " * 3)
     assert shown[-1].startswith("*… 29 characters above")
-    assert shown[-1].rstrip().endswith("Second one is here")
+    assert "Second one is here" in shown[-1] and "First" not in shown[-1]
     # between blocks (the open one empty) the last finished block stays on screen
     view.delta("\n\n")
     clock.now += 1.0
