@@ -1,8 +1,10 @@
 """As whom we talk: bearer tokens for api.mistral.ai (API key) and Vertex AI (google-auth).
 
 google-auth is imported only when Application Default Credentials are actually needed, and its
-token refresh runs over our own httpx-based transport (no ``requests`` dependency). The async
-path refreshes in a worker thread so that an event loop is never blocked.
+token refresh runs over our own httpx-based transport (sharing nothing with the request path).
+google-auth's own detection of Compute Engine credentials (Vertex AI Workbench, Colab
+Enterprise) needs ``requests``, hence the ``google-auth[requests]`` dependency. The async path
+refreshes in a worker thread so that an event loop is never blocked.
 """
 
 from __future__ import annotations
