@@ -56,6 +56,11 @@ DEFAULTS: Final[dict[str, str | None]] = {
     "access_token": None,
 }
 
+#: every response of the magic and the panel is also bound to this notebook variable
+RESULT_VAR: Final = "_mistral"
+#: the tool_choice strings both front doors offer (besides a tool's name)
+TOOL_CHOICES: Final = ("auto", "none", "any", "required")
+
 EMULATOR_TOKEN: Final = "emulator-token"
 EMULATOR_PROJECT: Final = "emulator-project"
 

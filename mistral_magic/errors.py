@@ -418,19 +418,6 @@ def _hint(
     return None
 
 
-def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    if not headers:
-        return None
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lname = name.lower()
-    for key, val in headers.items():
-        if key.lower() == lname:
-            return val
-    return None
-
-
 def error_from_response(
     status: int,
     headers: Mapping[str, str] | None,

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from .tools import ToolRegistry, ToolResult
     from .utils import RetryConfig
 
-RESULT_VAR = "_mistral"
-TOOL_CHOICES = ("auto", "none", "any", "required")
+RESULT_VAR = settings_mod.RESULT_VAR
+TOOL_CHOICES = settings_mod.TOOL_CHOICES
 _SECRET_ON_LINE = re.compile(
     r"(--?(api[-_]?key|key|token|access[-_]?token|secret)\b)|"
     r"\b(api[-_]?key|access[-_]?token|token)\s*=|"
@@ -459,28 +459,13 @@ class MistralMagics(Magics):
             raise UsageError(_option_message(str(exc))) from None
 
     def _schema(self, name: str) -> tuple[Any, dict[str, Any]]:
-        value = _lookup(self._ns, name, "--schema")
-        import pydantic
+        from .session import schema_response_format
 
-        if isinstance(value, type) and issubclass(value, pydantic.BaseModel):
-            schema = value.model_json_schema()
-            title = value.__name__
-        elif isinstance(value, dict) and (
-            "type" in value or "properties" in value or "$defs" in value or "anyOf" in value
-        ):
-            schema = value
-            title = str(value.get("title") or name)
-        else:
-            raise UsageError(
-                f"--schema {name}: expected a pydantic model class or a JSON-schema dict, "
-                f"got {type(value).__name__}"
-            )
-        safe = re.sub(r"[^a-zA-Z0-9_-]", "_", title)[:64] or "schema"
-        fmt = {
-            "type": "json_schema",
-            "json_schema": {"name": safe, "schema": schema, "strict": True},
-        }
-        return value, fmt
+        value = _lookup(self._ns, name, "--schema")
+        try:
+            return value, schema_response_format(value, name)
+        except TypeError as exc:
+            raise UsageError(f"--schema {name}: {exc}") from None
 
     def _tools(self, names: str) -> ToolRegistry:
         from .tools import ToolError, ToolRegistry

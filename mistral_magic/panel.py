@@ -33,6 +33,7 @@ from IPython.display import display
 
 from . import backends
 from ._mdhtml import markdown_html, neutralize_html
+from .config import RESULT_VAR, TOOL_CHOICES
 from .errors import MistralError, RequestValidationError
 from .models import build_request
 from .render import MarkdownBlocksView, conversation_markdown, footer_text
@@ -46,13 +47,12 @@ from .session import (
     content_text,
     conversations,
     run_turn_async,
+    schema_response_format,
 )
 from .tools import ToolError, ToolRegistry, ToolResult
 
 __all__ = ["ChatPanel", "markdown_html"]
 
-RESULT_VAR = "_mistral"
-TOOL_CHOICES = ("auto", "none", "any", "required")
 FORMAT_TEXT = "text"
 FORMAT_JSON = "JSON object"
 _SCHEMA_PREFIX = "schema: "
@@ -673,15 +673,9 @@ class ChatPanel:
         """The pydantic model ``name`` and its ``json_schema`` response format (as ``--schema``)."""
         model = self._lookup(name)
         try:
-            schema = model.model_json_schema()
+            return model, schema_response_format(model, name)
         except Exception as exc:
             raise _Invalid(f"response format: {name} has no usable JSON schema: {exc}") from None
-        safe = re.sub(r"[^a-zA-Z0-9_-]", "_", model.__name__)[:64] or "schema"
-        fmt = {
-            "type": "json_schema",
-            "json_schema": {"name": safe, "schema": schema, "strict": True},
-        }
-        return model, fmt
 
     def _request(self, prompt: str) -> TurnRequest:
         """A validated request for ``prompt`` (build_request's checks); raise :class:`_Invalid`."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -173,6 +174,25 @@ class ChatResult(ChatCompletionResponse):
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text("ChatResult(...)" if cycle else redact(result_plain(self)))
+
+
+def schema_response_format(value: Any, name: str) -> dict[str, Any]:
+    """The ``json_schema`` response format for a pydantic model class or a JSON-schema dict.
+
+    Raises ``TypeError`` for anything else; ``name`` titles a dict without a ``title``.
+    """
+    if isinstance(value, type) and issubclass(value, pydantic.BaseModel):
+        schema, title = value.model_json_schema(), value.__name__
+    elif isinstance(value, dict) and (
+        "type" in value or "properties" in value or "$defs" in value or "anyOf" in value
+    ):
+        schema, title = value, str(value.get("title") or name)
+    else:
+        raise TypeError(
+            f"expected a pydantic model class or a JSON-schema dict, got {type(value).__name__}"
+        )
+    safe = re.sub(r"[^a-zA-Z0-9_-]", "_", title)[:64] or "schema"
+    return {"type": "json_schema", "json_schema": {"name": safe, "schema": schema, "strict": True}}
 
 
 def content_text(content: Any) -> str:

@@ -75,26 +75,11 @@ class ResponseAccumulator(Generic[R]):
         self._thinking: dict[int, list[str]] = {}
         self._finish: dict[int, str | None] = {}
         self._tools: dict[int, dict[int, _ToolCallParts]] = {}
-        self._unfolded: list[CompletionEvent] = []
-
-    def add_texts(self, texts: list[str | None]) -> None:
-        """Fold plain text deltas of the first choice (chunks already known to be that simple)."""
-        parts = self._content.get(0)
-        if parts is None:
-            parts = self._content[0] = []
-        parts.extend([t for t in texts if t])
-        self.chunks += len(texts)
-        self._finish.setdefault(0, None)
 
     def add_events(self, events: list[CompletionEvent]) -> None:
-        """Fold a batch of events in (a fast loop for the common text-only chunk)."""
-        self._unfolded = events
-        self._fold()
-
-    def _fold(self) -> None:
-        if not self._unfolded:
+        """Fold a batch of events in; the common text-only chunk takes a short path."""
+        if not events:
             return
-        events, self._unfolded = self._unfolded, []
         if not self.id:
             self.add(events[0].data)
             events = events[1:]
@@ -184,23 +169,19 @@ class ResponseAccumulator(Generic[R]):
     @property
     def text(self) -> str:
         """Text of the first choice so far."""
-        self._fold()
         return "".join(self._content.get(0, ()))
 
     @property
     def thinking(self) -> str:
         """Reasoning text of the first choice so far (from ``thinking`` chunks)."""
-        self._fold()
         return "".join(self._thinking.get(0, ()))
 
     @property
     def finish_reason(self) -> str | None:
-        self._fold()
         return self._finish.get(0)
 
     def response(self, finish_reason: str | None = None) -> R:
         """The response assembled so far; ``finish_reason`` fills in choices that never finished."""
-        self._fold()
         indexes = sorted(set(self._finish) | set(self._content) | set(self._tools)) or [0]
         choices = []
         for index in indexes:
